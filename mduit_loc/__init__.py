@@ -1,0 +1,3 @@
+"""mduit-loc: visual localization under changing appearance with MDUIT."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,119 @@
+"""What every dataset exposes, whatever its on-disk layout.
+
+Readers (RobotCar Seasons, COLMAP map + images, folder-per-domain) all return a
+``LocalizationDataset``; training, indexing and evaluation only use this interface.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mduit_loc.datasets.layout import day_or_night
+from mduit_loc.poses import Pose
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics in pixels for images of ``width`` x ``height``."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    def matrix(self) -> np.ndarray:
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    def scaled(self, width: int, height: int) -> "Intrinsics":
+        sx, sy = width / self.width, height / self.height
+        return Intrinsics(self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height)
+
+
+@dataclass(frozen=True)
+class DatabaseImage:
+    """A map image with a known pose (cam_from_world)."""
+
+    name: str                 # canonical, relative to the image root
+    camera: str
+    pose: Pose
+    condition: str = "overcast-reference"
+    location: int | None = None
+
+
+@dataclass(frozen=True)
+class QueryImage:
+    """A query image; ``pose`` is the ground truth where the dataset publishes it."""
+
+    name: str                 # canonical, relative to the image root
+    condition: str
+    camera: str
+    location: int | None = None
+    pose: Pose | None = None
+    split: str | None = None  # "train" (ground truth public), "test", or None
+
+    @property
+    def timestamp(self) -> str:
+        return Path(self.name).stem
+
+    @property
+    def day_night(self) -> str:
+        return day_or_night(self.condition)
+
+
+@dataclass(frozen=True)
+class TrainingImage:
+    """An image for translation/descriptor training: its appearance domain and pose if known."""
+
+    name: str
+    path: Path
+    domain: str
+    pose: Pose | None = None
+    camera: str | None = None
+
+
+@dataclass
+class LocalizationDataset:
+    """A map (database with poses) plus queries, intrinsics and the camera rig."""
+
+    root: Path
+    image_root: Path
+    database: list[DatabaseImage]
+    queries: list[QueryImage]
+    intrinsics: dict[str, Intrinsics] = field(default_factory=dict)
+    rig: dict[str, np.ndarray] = field(default_factory=dict)  # camera -> car_from_cam 4x4
+    kind: str = "robotcar-seasons"
+    nvm_path: Path | None = None
+
+    def image_path(self, name: str) -> Path:
+        return self.image_root / name
+
+    @property
+    def conditions(self) -> list[str]:
+        seen = {img.condition for img in self.database} | {q.condition for q in self.queries}
+        return sorted(seen)
+
+    def database_by_name(self) -> dict[str, DatabaseImage]:
+        return {img.name: img for img in self.database}
+
+    def queries_by_name(self) -> dict[str, QueryImage]:
+        return {q.name: q for q in self.queries}
+
+    def training_images(self, include_test_queries: bool = True) -> list[TrainingImage]:
+        """Database images (with poses) and query images (poses only for the train split).
+
+        Test queries are unlabelled images of their condition; they are usable for
+        unsupervised translation training, never their ground truth.
+        """
+        images = [TrainingImage(d.name, self.image_path(d.name), d.condition, d.pose, d.camera)
+                  for d in self.database]
+        for query in self.queries:
+            if query.split == "test" and not include_test_queries:
+                continue
+            pose = query.pose if query.split != "test" else None
+            images.append(TrainingImage(query.name, self.image_path(query.name), query.condition,
+                                        pose, query.camera))
+        return images

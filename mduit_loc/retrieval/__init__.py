@@ -1,0 +1,1 @@
+"""retrieval stage of mduit-loc."""

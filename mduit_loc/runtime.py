@@ -1,0 +1,47 @@
+"""Device selection, seeding and mixed-precision helpers shared by every command."""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+
+import numpy as np
+import torch
+
+from mduit_loc.errors import MduitError
+
+
+def add_device_argument(parser) -> None:
+    parser.add_argument("--device", default="auto",
+                        help="'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N' (default: auto)")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise MduitError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MduitError(f"device {name!r} requested but CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16/fp16 autocast on CUDA; a no-op on CPU (where it rarely pays off)."""
+    if enabled and device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def default_num_workers() -> int:
+    """DataLoader workers: leave one core for the model."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))

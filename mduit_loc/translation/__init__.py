@@ -1,0 +1,1 @@
+"""translation stage of mduit-loc."""
