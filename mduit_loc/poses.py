@@ -198,7 +198,8 @@ def mean_pose(poses: list[Pose], weights=None) -> Pose:
 # --- text ---------------------------------------------------------------------------------
 def format_pose(pose: Pose, precision: int = 10) -> str:
     """``qw qx qy qz tx ty tz`` of a cam_from_world pose."""
-    return " ".join(f"{v:.{precision}g}" for v in (*pose.qvec, *pose.t))
+    # Adding 0.0 turns -0.0 into 0.0 so identical poses always print identically.
+    return " ".join(f"{float(v) + 0.0:.{precision}g}" for v in (*pose.qvec, *pose.t))
 
 
 def submission_line(name: str, pose: Pose) -> str:

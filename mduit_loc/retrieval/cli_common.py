@@ -1,0 +1,35 @@
+"""Arguments shared by the ``extract``, ``index`` and ``query`` commands."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from mduit_loc.retrieval.extract import ON_ERROR_CHOICES
+from mduit_loc.runtime import add_device_argument
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("image loading")
+    group.add_argument("--batch-size", type=positive_int, default=16, help="images per batch (default: 16)")
+    group.add_argument("--num-workers", type=int, default=None,
+                       help="DataLoader workers decoding images (default: CPU cores - 1, at most 4)")
+    group.add_argument("--on-error", choices=ON_ERROR_CHOICES, default="fail",
+                       help="unreadable or corrupt images: fail the run (default) or skip them (they are "
+                            "listed with their path)")
+    group.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device_argument(group)
+
+
+def setup_logging() -> None:
+    """Warnings of the retrieval modules reach the terminal as one line each."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")

@@ -1,0 +1,66 @@
+"""``mduit-loc extract``: global descriptors of images into an hloc-style HDF5 file.
+
+Examples::
+
+    mduit-loc extract --model runs/mduit --db data/robotcar --out db_descriptors.h5
+    mduit-loc extract --model netvlad/Pitts30K_struct.mat --images data/robotcar --split test --out q.h5
+    mduit-loc extract --model raw-pixels --images my_photos/ --out photos.h5 --fp16
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mduit_loc.errors import MduitError
+from mduit_loc.retrieval.cli_common import add_loading_arguments, setup_logging
+from mduit_loc.retrieval.query_inputs import SPLITS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True,
+                        help="MDUIT or NetVLAD run directory, NetVLAD .mat checkpoint, or raw-pixels[:HxW]")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", nargs="+", metavar="PATH",
+                        help="image files, folders, list files (names relative to --image-root) or a dataset "
+                             "folder (its queries)")
+    source.add_argument("--db", metavar="DATASET", help="a dataset whose database (map) images to describe")
+    parser.add_argument("--out", required=True, type=Path, help="output HDF5 file (hloc global-descriptor layout)")
+    parser.add_argument("--image-root", type=Path, help="root that image names are relative to")
+    parser.add_argument("--split", choices=SPLITS, default="all", help="queries of a dataset given as --images")
+    parser.add_argument("--fp16", action="store_true", help="store descriptors as float16 (as hloc does)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="re-extract images already in the output file (default: skip them)")
+    add_loading_arguments(parser)
+
+
+def _images(args) -> tuple[list[str], list[Path]]:
+    if args.db:
+        from mduit_loc.retrieval.build import open_database
+
+        dataset = open_database(args.db, args.image_root)
+        names = [image.name for image in dataset.database]
+        return names, [dataset.image_path(n) for n in names]
+    from mduit_loc.retrieval.query_inputs import resolve_queries
+
+    items = resolve_queries(args.images, args.image_root, args.split)
+    return [item.name for item in items], [item.path for item in items]
+
+
+def run(args) -> int:
+    from mduit_loc.retrieval.descriptor_models import load_descriptor
+    from mduit_loc.retrieval.extract import ExtractOptions, extract_to_h5
+    from mduit_loc.runtime import resolve_device
+
+    setup_logging()
+    names, paths = _images(args)
+    if not names:
+        raise MduitError("no images to describe")
+    descriptor = load_descriptor(args.model, resolve_device(args.device))
+    options = ExtractOptions(args.batch_size, args.num_workers, args.on_error, args.fp16, args.overwrite,
+                             not args.no_progress)
+    report = extract_to_h5(descriptor, paths, names, args.out, options)
+    print(f"{args.out}: {report.written} descriptor(s) written ({descriptor.name}, dim {descriptor.dim}), "
+          f"{report.already_present} already present, {len(report.failed)} unreadable image(s) skipped")
+    for failure in report.failed:
+        print(f"  skipped {failure.path}: {failure.reason}")
+    return 0

@@ -1,0 +1,72 @@
+"""``mduit-loc index``: describe a map's images (optionally translated) and build a FAISS index.
+
+Examples::
+
+    mduit-loc index --db data/robotcar --model runs/mduit --out idx/mduit --translate-db
+    mduit-loc index --db my_colmap_map/sparse/0 --image-root my_colmap_map/images --model raw-pixels --out idx/raw
+    mduit-loc index --db data/robotcar --model netvlad/Pitts30K_struct.mat --out idx/nv --index-type ivf-pq
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mduit_loc.retrieval.cli_common import add_loading_arguments, positive_int, setup_logging
+from mduit_loc.retrieval.index import INDEX_TYPES
+from mduit_loc.retrieval.translated_db import STRATEGIES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", required=True, metavar="DATASET_OR_DIR",
+                        help="the map: a RobotCar Seasons folder (real or synthetic) or a COLMAP model folder")
+    parser.add_argument("--model", required=True,
+                        help="MDUIT or NetVLAD run directory, NetVLAD .mat checkpoint, or raw-pixels[:HxW]")
+    parser.add_argument("--out", required=True, type=Path, metavar="INDEX", help="index directory to write")
+    parser.add_argument("--image-root", help="image folder of a COLMAP map (default: images/ next to it)")
+    group = parser.add_argument_group("index")
+    group.add_argument("--index-type", choices=INDEX_TYPES, default="flat",
+                       help="flat: exact (default); ivf / ivf-pq: approximate, for large maps (trained)")
+    group.add_argument("--nlist", type=positive_int, help="IVF lists (default: ~4 sqrt(vectors))")
+    group.add_argument("--pq-m", type=positive_int, help="PQ sub-quantizers; must divide the dimension")
+    group.add_argument("--pq-nbits", type=positive_int, default=8, help="bits per PQ code (default: 8)")
+    group.add_argument("--nprobe", type=positive_int, help="IVF lists searched per query (default: min(nlist, 32))")
+    group = parser.add_argument_group("translated database (the paper's augmentation)")
+    group.add_argument("--translate-db", action="store_true",
+                       help="also index every database image translated into each target appearance")
+    group.add_argument("--translator", help="MDUIT run used to translate (default: --model)")
+    group.add_argument("--appearances", choices=STRATEGIES, default="exemplars",
+                       help="target appearances: exemplars = N training images per condition (default); "
+                            "clusters = k-means centres of appearance filters; domain-means = the mean "
+                            "filter per training domain saved with the MDUIT run")
+    group.add_argument("--per-condition", type=positive_int, default=1, help="exemplars per condition (default: 1)")
+    group.add_argument("--num-clusters", type=positive_int, default=8, help="appearance clusters (default: 8)")
+    group.add_argument("--conditions", nargs="+", help="conditions to take appearances from "
+                                                       "(default: all but the map's)")
+    group.add_argument("--appearance-data", help="dataset to take appearance images from (default: --db)")
+    group.add_argument("--save-translations", action="store_true",
+                       help="also write the translated images to INDEX/translations/")
+    group.add_argument("--seed", type=int, default=0, help="seed of the appearance choice (default: 0)")
+    parser.add_argument("--fp16", action="store_true", help="store HDF5 descriptors as float16")
+    parser.add_argument("--overwrite", action="store_true", help="recompute descriptors already stored")
+    add_loading_arguments(parser)
+
+
+def run(args) -> int:
+    from mduit_loc.retrieval.api import AppearanceOptions, IndexOptions, build_index
+    from mduit_loc.retrieval.index import load_index
+
+    setup_logging()
+    appearances = AppearanceOptions(args.appearances, args.per_condition, args.num_clusters,
+                                    conditions=args.conditions, appearance_data=args.appearance_data, seed=args.seed)
+    options = IndexOptions(args.index_type, args.nlist, args.pq_m, args.pq_nbits, args.nprobe, args.translate_db,
+                           args.translator, appearances, args.save_translations, args.image_root, args.batch_size,
+                           args.num_workers, args.on_error, args.fp16, args.overwrite, args.device,
+                           not args.no_progress)
+    out = build_index(args.db, args.model, args.out, options)
+    manifest = load_index(out).manifest
+    counts = manifest["counts"]
+    print(f"{out}: {manifest['index']['type']} index of {counts['vectors']} vectors "
+          f"({counts['images']} images x {counts['appearances']} appearance(s)), "
+          f"{manifest['descriptor']['name']} dim {manifest['descriptor']['dim']}"
+          + (f"; {counts['failed_images']} unreadable image(s) left out" if counts["failed_images"] else ""))
+    return 0

@@ -1,0 +1,66 @@
+"""``mduit-loc query``: retrieve and localize query images against an index.
+
+Examples::
+
+    mduit-loc query --index idx/mduit --images data/robotcar --split test --per-camera --per-location --out res/
+    mduit-loc query --index idx/raw --images photos/ --top-k 20 --pose weighted --out res/
+    mduit-loc query --index idx/mduit --images night_list.txt --image-root data/robotcar/images --pose pnp --out res/
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mduit_loc.retrieval.cli_common import add_loading_arguments, positive_int, setup_logging
+from mduit_loc.retrieval.pose_estimation import DEFAULT_ALPHA, POSE_METHODS
+from mduit_loc.retrieval.query_inputs import SPLITS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", required=True, type=Path, help="index directory from 'mduit-loc index'")
+    parser.add_argument("--images", required=True, nargs="+", metavar="PATHS_OR_LIST",
+                        help="image files, folders, list files (one name per line, relative to --image-root or "
+                             "the dataset's image root) or a dataset folder (all its queries, see --split)")
+    parser.add_argument("--out", required=True, type=Path, metavar="RESULTS",
+                        help="output folder: pairs.txt, poses.txt, scores.csv, queries.csv, summary.json")
+    parser.add_argument("--top-k", type=positive_int, default=10, help="database images per query (default: 10)")
+    parser.add_argument("--per-camera", action="store_true", help="retrieve only images of the query's camera")
+    parser.add_argument("--per-location", action="store_true",
+                        help="retrieve only images of the query's location (RobotCar per-location lists)")
+    parser.add_argument("--pose", choices=POSE_METHODS, default="top1",
+                        help="top1 (default): pose of the best image; mean / weighted: average of the top "
+                             "--pose-top-k poses; pnp: 6-DoF refinement with SIFT + PnP (falls back to top1)")
+    parser.add_argument("--pose-top-k", type=positive_int, help="poses averaged by mean/weighted (default: --top-k)")
+    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                        help=f"weighted: weights = similarity^alpha (default: {DEFAULT_ALPHA:g})")
+    parser.add_argument("--nprobe", type=positive_int, help="IVF lists searched per query (default: the index's)")
+    parser.add_argument("--model", help="descriptor model (default: the one the index was built with; "
+                                        "a different model is refused)")
+    parser.add_argument("--data", help="dataset for query locations, intrinsics and 3D points "
+                                       "(default: the dataset the index was built from)")
+    parser.add_argument("--image-root", type=Path, help="root of the names in list files")
+    parser.add_argument("--split", choices=SPLITS, default="all", help="queries of a dataset given as --images")
+    group = parser.add_argument_group("pnp refinement")
+    group.add_argument("--pnp-db-images", type=positive_int, default=5, help="top images matched (default: 5)")
+    group.add_argument("--pnp-min-inliers", type=positive_int, default=12, help="accept a PnP pose with at least "
+                                                                                 "this many inliers (default: 12)")
+    group.add_argument("--pnp-max-error", type=float, default=8.0, help="RANSAC reprojection error in px (default: 8)")
+    add_loading_arguments(parser)
+
+
+def run(args) -> int:
+    from mduit_loc.retrieval.api import QueryOptions, RefineOptions, localize
+
+    setup_logging()
+    refine = RefineOptions(num_db_images=args.pnp_db_images, min_inliers=args.pnp_min_inliers,
+                           ransac_max_error_px=args.pnp_max_error)
+    options = QueryOptions(args.top_k, args.per_camera, args.per_location, args.pose, args.pose_top_k, args.alpha,
+                           args.nprobe, args.model, args.data, str(args.image_root) if args.image_root else None,
+                           args.split, refine, args.batch_size, args.num_workers, args.on_error, args.device,
+                           progress=not args.no_progress)
+    results = localize(args.index, args.images, options, args.out)
+    refined = sum(1 for r in results.refinement.values() if r.refined)
+    print(f"{args.out}: {len(results.poses)} of {len(results.queries)} queries localized ({args.pose}"
+          + (f", {refined} refined by PnP" if args.pose == "pnp" else "") + ")"
+          + (f"; {len(results.failed)} unreadable image(s) skipped" if results.failed else ""))
+    return 0

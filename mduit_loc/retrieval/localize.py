@@ -1,0 +1,180 @@
+"""``localize``: describe queries, search the index (masks, collapse), estimate and write poses."""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from mduit_loc.datasets.types import Intrinsics, LocalizationDataset
+from mduit_loc.errors import MduitError
+from mduit_loc.poses import Pose
+from mduit_loc.retrieval.db_table import NO_LOCATION
+from mduit_loc.retrieval.descriptor_models import load_descriptor
+from mduit_loc.retrieval.extract import FailedImage, compute_descriptors
+from mduit_loc.retrieval.index import LoadedIndex, check_descriptor, load_index
+from mduit_loc.retrieval.options import QueryOptions
+from mduit_loc.retrieval.pose_estimation import estimate_poses
+from mduit_loc.retrieval.query_inputs import QueryItem, resolve_queries
+from mduit_loc.retrieval.refine import PoseRefiner, RefineResult, RetrievedImage
+from mduit_loc.retrieval.search import QueryAttributes, SearchOptions, search
+from mduit_loc.runtime import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalizationResults:
+    queries: list[QueryItem]                       # the queries that were described
+    poses: dict[str, Pose]                         # query name -> cam_from_world
+    pairs: dict[str, list[str]]                    # query name -> database images, best first
+    scores: dict[str, list[float]]                 # cosine similarities, aligned with pairs
+    appearances: dict[str, list[str]]              # best-matching variant per retrieved image
+    db_cameras: dict[str, list[str]]
+    pose_method: str = "top1"
+    refinement: dict[str, RefineResult] = field(default_factory=dict)
+    failed: list[FailedImage] = field(default_factory=list)
+
+
+def _query_items(queries, options: QueryOptions, manifest: dict, cameras: Sequence[str]) -> list[QueryItem]:
+    dataset_root = options.data or manifest.get("dataset", {}).get("root")
+    image_root = options.image_root or _data_image_root(options.data) or manifest.get("dataset", {}).get("image_root")
+    if isinstance(queries, LocalizationDataset):
+        chosen = [q for q in queries.queries if options.split == "all" or q.split == options.split]
+        return [QueryItem(q.name, queries.image_path(q.name), q.camera, q.location) for q in chosen]
+    queries = list(queries)
+    if queries and all(isinstance(q, QueryItem) for q in queries):
+        return queries
+    return resolve_queries(queries, Path(image_root) if image_root else None, options.split,
+                           Path(dataset_root) if dataset_root else None, cameras)
+
+
+def _data_image_root(data: str | None) -> str | None:
+    """``DATA/images`` of a RobotCar Seasons folder given with ``--data``."""
+    if data is not None and (Path(data) / "images").is_dir():
+        return str(Path(data) / "images")
+    return None
+
+
+def _attributes(items: list[QueryItem], loaded: LoadedIndex, options: QueryOptions) -> QueryAttributes:
+    table = loaded.table
+    cameras = np.array([table.camera_code(item.camera) for item in items], np.int64)
+    locations = np.array([NO_LOCATION if item.location is None else item.location for item in items], np.int64)
+    if options.per_camera and (cameras < 0).any():
+        log.warning("--per-camera: %d of %d queries have no known database camera; they search all cameras",
+                    int((cameras < 0).sum()), len(items))
+    if options.per_location:
+        if (table.image_locations == NO_LOCATION).all():
+            raise MduitError(f"{loaded.path}: --per-location needs database locations, but the index has none "
+                             "(the map has no per-location models)")
+        if (locations == NO_LOCATION).all():
+            raise MduitError("--per-location needs each query's location from the dataset's per-location query "
+                             "lists (queries_per_location/); none of the queries has one (pass --data DATASET)")
+        if (locations == NO_LOCATION).any():
+            log.warning("--per-location: %d of %d queries have no location; they search all locations",
+                        int((locations == NO_LOCATION).sum()), len(items))
+    return QueryAttributes(cameras, locations)
+
+
+def _intrinsics(manifest: dict) -> dict[str, Intrinsics]:
+    return {camera: Intrinsics(**values) for camera, values in (manifest.get("intrinsics") or {}).items()}
+
+
+def _refine_all(items, image_ids, fallback: dict[int, Pose], loaded: LoadedIndex, options: QueryOptions):
+    from mduit_loc.retrieval.scene3d import load_scene
+
+    manifest = loaded.manifest
+    info = dict(manifest.get("dataset") or {})
+    intrinsics = _intrinsics(manifest)
+    if options.data is not None:  # the map moved: take its files from the dataset given
+        from mduit_loc.datasets import open_dataset
+
+        dataset = open_dataset(options.data, options.image_root)
+        info = {"root": str(dataset.root), "image_root": str(dataset.image_root), "kind": dataset.kind,
+                "nvm_path": str(dataset.nvm_path) if dataset.nvm_path else None}
+        intrinsics = dict(dataset.intrinsics) or intrinsics
+    root = Path(info.get("root") or ".")
+    image_root = Path(info.get("image_root") or root)
+    scene = load_scene(root, info.get("kind", ""), intrinsics, Path(info["nvm_path"]) if info.get("nvm_path") else None)
+    refiner = PoseRefiner(scene, options.refine)
+    table = loaded.table
+    single = next(iter(intrinsics.values())) if len(intrinsics) == 1 else None
+    results: dict[int, RefineResult] = {}
+    for row in tqdm(sorted(fallback), desc="pnp refinement", unit="query", file=sys.stderr,
+                    disable=not options.progress or None, leave=False):
+        retrieved = [RetrievedImage(table.image_names[i], image_root / table.image_names[i], table.pose(i),
+                                    intrinsics.get(table.cameras[table.image_cameras[i]]))
+                     for i in image_ids[row] if i >= 0]
+        query = items[row]
+        results[row] = refiner.refine(query.path, intrinsics.get(query.camera, single), retrieved, fallback[row])
+    return results
+
+
+def localize(index: str | Path, queries, options: QueryOptions | None = None,
+             out: str | Path | None = None) -> LocalizationResults:
+    """Localize ``queries`` (``--images`` inputs, QueryItems or a dataset) against ``index``."""
+    options = options or QueryOptions()
+    loaded = load_index(index)
+    device = resolve_device(options.device)
+    descriptor = load_descriptor(options.model or loaded.manifest["descriptor"]["spec"], device)
+    check_descriptor(loaded.manifest, descriptor.describe_identity(), loaded.path)
+    items = _query_items(queries, options, loaded.manifest, loaded.table.cameras)
+    if not items:
+        raise MduitError("the query list is empty")
+    vectors, ok, failed = compute_descriptors(descriptor, [item.path for item in items], options.extract(),
+                                              desc="describing queries")
+    if failed:
+        log.warning("%d query image(s) could not be read and were skipped: %s", len(failed),
+                    ", ".join(str(f.path) for f in failed[:5]))
+    items = [item for item, good in zip(items, ok) if good]
+    if not items:
+        raise MduitError("none of the query images could be read")
+    attributes = _attributes(items, loaded, options)
+    search_options = SearchOptions(options.top_k, options.per_camera, options.per_location, options.nprobe,
+                                   options.query_chunk, device=str(device))
+    found = search(loaded, vectors[ok], search_options, attributes)
+
+    method = "top1" if options.pose == "pnp" else options.pose
+    row_poses = estimate_poses(found.image_ids, found.scores, loaded.table, method, options.pose_top_k, options.alpha)
+    refinement: dict[str, RefineResult] = {}
+    if options.pose == "pnp":
+        refined = _refine_all(items, found.image_ids, row_poses, loaded, options)
+        row_poses = {row: result.pose for row, result in refined.items()}
+        refinement = {items[row].name: result for row, result in refined.items()}
+    results = _collect(items, found, row_poses, loaded, options.pose, refinement, failed)
+    if out is not None:
+        from mduit_loc.retrieval.outputs import write_results
+
+        write_results(out, results, _summary(results, loaded, options))
+    return results
+
+
+def _collect(items, found, row_poses, loaded, pose_method, refinement, failed) -> LocalizationResults:
+    table = loaded.table
+    results = LocalizationResults(items, {}, {}, {}, {}, {}, pose_method, refinement, failed)
+    for row, item in enumerate(items):
+        valid = found.image_ids[row] >= 0
+        ids = found.image_ids[row][valid]
+        results.pairs[item.name] = [table.image_names[i] for i in ids]
+        results.scores[item.name] = [float(s) for s in found.scores[row][valid]]
+        results.appearances[item.name] = [table.appearances[a] for a in found.appearance_ids[row][valid]]
+        results.db_cameras[item.name] = [table.cameras[table.image_cameras[i]] for i in ids]
+        if row in row_poses:
+            results.poses[item.name] = row_poses[row]
+    missing = [item.name for item in items if item.name not in results.poses]
+    if missing:
+        log.warning("%d queries got no database image (masks too strict?) and have no pose: %s",
+                    len(missing), ", ".join(missing[:5]))
+    return results
+
+
+def _summary(results: LocalizationResults, loaded: LoadedIndex, options: QueryOptions) -> dict:
+    refined = sum(1 for r in results.refinement.values() if r.refined)
+    return {"index": str(loaded.path.resolve()), "descriptor": loaded.manifest["descriptor"],
+            "index_type": loaded.type, "options": asdict(options),
+            "counts": {"queries": len(results.queries), "with_pose": len(results.poses),
+                       "failed_images": len(results.failed), "pnp_refined": refined}}

@@ -1,0 +1,78 @@
+"""What ``mduit-loc query`` writes into ``--out RESULTS`` (every file atomically).
+
+- ``pairs.txt``: hloc pairs, ``query db`` per line, ranked best first (``pose_files.write_pairs``);
+- ``poses.txt``: ``name qw qx qy qz tx ty tz`` cam_from_world (``pose_files.write_poses``);
+- ``scores.csv``: one row per (query, rank): ``query,rank,db_image,score,appearance,db_camera``;
+- ``queries.csv``: one row per query: camera, location, number of results, top-1 and its score,
+  pose method, where the pose came from (``retrieval`` / ``pnp``), PnP correspondences, inliers
+  and status;
+- ``failed_images.txt``: query images that could not be read (``--on-error skip``), with reasons;
+- ``summary.json``: counts and the options used.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from mduit_loc.io_utils import atomic_open, write_json_atomic
+from mduit_loc.pose_files import write_pairs, write_poses
+
+PAIRS_FILE = "pairs.txt"
+POSES_FILE = "poses.txt"
+SCORES_FILE = "scores.csv"
+QUERIES_FILE = "queries.csv"
+FAILED_FILE = "failed_images.txt"
+SUMMARY_FILE = "summary.json"
+SCORES_COLUMNS = ("query", "rank", "db_image", "score", "appearance", "db_camera")
+QUERIES_COLUMNS = ("query", "camera", "location", "num_results", "top1", "top1_score", "pose_method",
+                   "pose_source", "num_correspondences", "num_inliers", "status")
+
+
+def write_scores_csv(path: Path, results) -> None:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(SCORES_COLUMNS)
+        for query, ranked in results.pairs.items():
+            for rank, (db_name, score, appearance, camera) in enumerate(
+                    zip(ranked, results.scores[query], results.appearances[query], results.db_cameras[query]), 1):
+                writer.writerow((query, rank, db_name, f"{score:.6f}", appearance, camera))
+
+
+def write_queries_csv(path: Path, results) -> None:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(QUERIES_COLUMNS)
+        for item in results.queries:
+            ranked = results.pairs.get(item.name, [])
+            scores = results.scores.get(item.name, [])
+            refinement = results.refinement.get(item.name)
+            source = "none" if item.name not in results.poses else (
+                "pnp" if refinement is not None and refinement.refined else "retrieval")
+            writer.writerow((
+                item.name, item.camera or "", "" if item.location is None else item.location, len(ranked),
+                ranked[0] if ranked else "", f"{scores[0]:.6f}" if scores else "", results.pose_method, source,
+                refinement.num_correspondences if refinement else "", refinement.num_inliers if refinement else "",
+                refinement.status if refinement else ("ok" if ranked else "no database image allowed by the masks"),
+            ))
+
+
+def write_failed(path: Path, failed) -> None:
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        for failure in failed:
+            handle.write(f"{failure.path}\t{failure.reason}\n")
+
+
+def write_results(out_dir: str | Path, results, summary: dict) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_pairs(out_dir / PAIRS_FILE, results.pairs)
+    write_poses(out_dir / POSES_FILE, results.poses,
+                header=f"cam_from_world (COLMAP convention): name qw qx qy qz tx ty tz; pose: {results.pose_method}")
+    write_scores_csv(out_dir / SCORES_FILE, results)
+    write_queries_csv(out_dir / QUERIES_FILE, results)
+    if results.failed:
+        write_failed(out_dir / FAILED_FILE, results.failed)
+    else:
+        (out_dir / FAILED_FILE).unlink(missing_ok=True)
+    write_json_atomic(out_dir / SUMMARY_FILE, summary)
+    return out_dir

@@ -1,0 +1,209 @@
+"""MDUIT hyper-parameters: one flat dataclass, two presets (``tiny`` and ``paper``).
+
+``paper`` holds the published settings (Jeong et al., §3.1): content channels c = 256, appearance
+filter 256 x 256 x 5 x 5 applied as a grouped convolution with 256 groups (one 1 x 5 x 5 filter per
+channel), VGG-16 ``relu3_3`` appearance features, N(0, 0.001) initialisation, Adam (lr 2e-4,
+betas 0.5/0.999), batch 1, 35 + 15 epochs, m_c = 0.1, tau = 0.07, N_neg = 16 and loss weights
+(rs, rc, cc, ca, NCE) = (100, 100, 10, 1, 1). What the paper leaves open is chosen here and
+documented per field (image size 256, descriptor dimension K = 1024, MUNIT-sized networks).
+
+``tiny`` keeps every mechanism but shrinks widths and image size so that a run on ~400 images
+finishes in a few minutes on two CPU cores.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from mduit_loc.errors import ConfigMismatchError, MduitError
+
+PRESETS = ("tiny", "paper")
+GAN_MODES = ("nonsaturating", "lsgan")
+NEGATIVE_MINING = ("random", "hard")
+
+
+@dataclass
+class TranslationConfig:
+    preset: str = "tiny"
+    # --- images -----------------------------------------------------------------------------
+    image_size: tuple[int, int] = (64, 64)        # (H, W) training resolution
+    # --- content encoder E_c (MUNIT-style: stem, strided convs, residual blocks, IN) -------------
+    encoder_base_channels: int = 8                # c = base * 2**n_downsample
+    n_downsample: int = 2
+    encoder_res_blocks: int = 1
+    # --- appearance filter encoder E_a ----------------------------------------------------------
+    vgg_layer: str = "relu3_3"                    # as the paper; relu2_2 is a lighter option
+    appearance_input_size: int | None = 32        # resize the appearance image to this square size
+    appearance_hidden: int = 64                   # channels of E_a's conv layers after VGG
+    appearance_convs: int = 2                     # stride-2 3x3 convs before average pooling
+    freeze_vgg: bool | None = None                # None: frozen iff pretrained weights were given
+    filter_size: int = 5                          # k
+    filter_groups: int = 32                       # groups of f ⊗ W; = c gives one 1xkxk filter/channel
+    # --- generator G ---------------------------------------------------------------------------
+    generator_res_blocks: int = 1
+    # --- discriminators D_i, D_a ------------------------------------------------------------------
+    disc_base_channels: int = 16
+    disc_layers: int = 3
+    gan_mode: str = "nonsaturating"               # eq. 2's log form (non-saturating G), or lsgan
+    # --- projection head H -----------------------------------------------------------------------
+    head_hidden: int = 128
+    descriptor_dim: int = 128                     # K
+    gem_p: float = 3.0
+    # --- initialisation -------------------------------------------------------------------------
+    init_std: float | None = 0.02                 # paper 0.001; None keeps PyTorch's defaults
+    # --- losses (eq. 2-6) -----------------------------------------------------------------------
+    content_margin: float = 0.1                   # m_c
+    nce_temperature: float = 0.07                 # tau
+    n_negatives: int = 8                          # N_neg (paper 16)
+    weight_adv_image: float = 1.0
+    weight_adv_appearance: float = 1.0
+    weight_rec_self: float = 100.0                # beta_rs
+    weight_rec_cycle: float = 100.0               # beta_rc
+    weight_con_content: float = 10.0              # beta_cc
+    weight_con_appearance: float = 1.0            # beta_ca
+    weight_nce: float = 1.0                       # beta_NCE
+    # --- pairing and negatives (§3.1) ------------------------------------------------------------
+    negative_min_distance_m: float = 7.0
+    negative_min_angle_deg: float = 8.0
+    negative_mining: str = "random"               # random (eq. 5) or hard (most similar beyond the pose thresholds)
+    # --- ablations (Table 1) ---------------------------------------------------------------------
+    use_i2i: bool = True                          # False: colour-jittered copy replaces I_{s->t}
+    use_nce: bool = True                          # False: L1 between positive vectors replaces NCE
+    # --- optimisation ------------------------------------------------------------------------
+    batch_size: int = 8
+    epochs: int = 4
+    max_steps: int | None = None                  # overrides epochs; the lr schedule spans these steps
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    constant_lr_fraction: float = 0.7             # paper: 35 of 50 epochs constant, then linear to 0
+    mixed_precision: bool = True                  # CUDA only (bf16, or fp16 with loss scaling)
+    seed: int = 0
+    # --- bookkeeping -------------------------------------------------------------------------
+    checkpoint_every: int = 100                   # steps
+    log_every: int = 1                            # steps per CSV row
+    pairing_batch_size: int = 64
+    cache_limit_mb: int = 2048                    # decoded training images kept in RAM below this size
+    appearance_samples_per_domain: int = 32       # images averaged into each domain's mean filter
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (kept in run.json)
+
+    def __post_init__(self):
+        self.image_size = tuple(int(v) for v in self.image_size)  # lists from JSON
+        self.validate()
+
+    @property
+    def content_channels(self) -> int:
+        return self.encoder_base_channels * 2 ** self.n_downsample
+
+    @property
+    def downsample_factor(self) -> int:
+        return 2 ** self.n_downsample
+
+    @property
+    def filter_shape(self) -> tuple[int, int, int, int]:
+        """(c', c / groups, k, k) of one image's appearance filter W (c' = c here)."""
+        c = self.content_channels
+        return (c, c // self.filter_groups, self.filter_size, self.filter_size)
+
+    @property
+    def rows_per_sample(self) -> int:
+        """Images loaded per training sample: source, target, target+, target-, negatives."""
+        return 4 + self.n_negatives
+
+    def validate(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise MduitError(f"translation config: {message}")
+
+        need(self.preset in PRESETS or self.preset == "custom", f"preset must be one of {PRESETS}")
+        need(len(self.image_size) == 2 and min(self.image_size) >= 4 * self.downsample_factor,
+             f"image_size {self.image_size} must be (H, W), each >= {4 * self.downsample_factor}")
+        need(all(v % self.downsample_factor == 0 for v in self.image_size),
+             f"image_size {self.image_size} must be a multiple of {self.downsample_factor} (2**n_downsample)")
+        need(self.filter_size % 2 == 1, f"filter_size must be odd, got {self.filter_size}")
+        need(self.filter_groups >= 1 and self.content_channels % self.filter_groups == 0,
+             f"filter_groups {self.filter_groups} must divide the content channels {self.content_channels}")
+        need(self.gan_mode in GAN_MODES, f"gan_mode must be one of {GAN_MODES}, got {self.gan_mode!r}")
+        need(self.negative_mining in NEGATIVE_MINING,
+             f"negative_mining must be one of {NEGATIVE_MINING}, got {self.negative_mining!r}")
+        need(self.n_negatives >= 1, "n_negatives must be >= 1")
+        need(self.batch_size >= 1 and self.epochs >= 1, "batch_size and epochs must be >= 1")
+        need(self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1")
+        need(0.0 <= self.constant_lr_fraction <= 1.0, "constant_lr_fraction must be in [0, 1]")
+        need(self.checkpoint_every >= 1 and self.log_every >= 1, "checkpoint_every and log_every must be >= 1")
+        need(self.nce_temperature > 0, "nce_temperature must be > 0")
+
+    # --- (de)serialisation -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["image_size"] = list(self.image_size)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "config") -> "TranslationConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigMismatchError(f"{where}: unknown translation settings {unknown}; "
+                                      "was it written by a newer mduit-loc?")
+        return cls(**data)
+
+
+def preset(name: str) -> TranslationConfig:
+    """The ``tiny`` or ``paper`` settings."""
+    if name == "tiny":
+        return TranslationConfig(preset="tiny")
+    if name == "paper":
+        return TranslationConfig(
+            preset="paper", image_size=(256, 256),
+            encoder_base_channels=64, n_downsample=2, encoder_res_blocks=4,     # c = 256
+            vgg_layer="relu3_3", appearance_input_size=None, appearance_hidden=256, appearance_convs=2,
+            filter_size=5, filter_groups=256,
+            generator_res_blocks=4, disc_base_channels=64, disc_layers=4,
+            head_hidden=1024, descriptor_dim=1024,
+            init_std=0.001, n_negatives=16,
+            batch_size=1, epochs=50, checkpoint_every=2000, log_every=10,
+            pairing_batch_size=32, appearance_samples_per_domain=64,
+        )
+    raise MduitError(f"unknown preset {name!r}; one of {', '.join(PRESETS)}")
+
+
+def _parse_value(field_type: str, text: str) -> Any:
+    """Parse a command-line override for a field annotated ``field_type``."""
+    if text.lower() in ("none", "null") and "None" in field_type:
+        return None
+    if field_type.startswith("bool"):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected true/false")
+    if field_type.startswith("int"):
+        return int(text)
+    if field_type.startswith("float"):
+        return float(text)
+    if field_type.startswith("tuple"):
+        parts = text.lower().replace("x", ",").split(",")
+        values = tuple(int(p) for p in parts if p.strip())
+        return values * 2 if len(values) == 1 else values
+    if field_type.startswith("dict"):
+        return json.loads(text)
+    return text
+
+
+def apply_overrides(config: TranslationConfig, overrides: dict[str, Any]) -> TranslationConfig:
+    """A copy of ``config`` with fields replaced; string values are parsed by the field's type."""
+    fields = {f.name: str(f.type) for f in dataclasses.fields(TranslationConfig)}
+    values = config.to_dict()
+    for key, value in overrides.items():
+        if key not in fields:
+            raise MduitError(f"unknown setting {key!r}; known: {', '.join(sorted(fields))}")
+        if isinstance(value, str) and not fields[key].startswith("str"):
+            try:
+                value = _parse_value(fields[key], value)
+            except ValueError as err:
+                raise MduitError(f"setting {key}={value!r}: expected {fields[key]} ({err})") from None
+        values[key] = value
+    return TranslationConfig.from_dict(values)

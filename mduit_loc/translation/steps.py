@@ -1,0 +1,134 @@
+"""One training step's computations: the generator-side forward, and both objectives (eq. 6).
+
+``TrainForward`` runs E_c, E_a, G and H on a step's batch in one call, so that a single
+DistributedDataParallel wrapper synchronises all their gradients. With the ``--no-i2i`` ablation
+it only runs E_c and H: the positive is a randomly colour-jittered copy of the source and only the
+contrastive objective trains (Table 1, footnote 1).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mduit_loc.translation import losses
+from mduit_loc.translation.adaptive_conv import appearance_adaptive_conv
+from mduit_loc.translation.config import TranslationConfig
+from mduit_loc.translation.mduit import MDUIT
+from mduit_loc.translation.networks import appearance_discriminator, image_discriminator
+from mduit_loc.translation.pairing import FIRST_NEGATIVE, SOURCE, TARGET, TARGET_NEGATIVE, TARGET_POSITIVE
+
+
+def color_jitter(images: torch.Tensor) -> torch.Tensor:
+    """Random brightness, contrast, saturation and per-channel gain per image (torch's global RNG)."""
+    batch = len(images)
+    factors = torch.rand(batch, 6).to(images.device)
+    brightness = (0.3 + 1.2 * factors[:, 0]).view(-1, 1, 1, 1)          # dark (night-like) to bright
+    contrast = (0.5 + factors[:, 1]).view(-1, 1, 1, 1)
+    saturation = (0.3 + 1.2 * factors[:, 2]).view(-1, 1, 1, 1)
+    gains = (0.8 + 0.4 * factors[:, 3:6]).view(-1, 3, 1, 1)               # a colour cast
+    grey = (images * torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    out = grey + saturation * (images - grey)
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    out = mean + contrast * (out - mean)
+    return (out * brightness * gains).clamp(0, 1)
+
+
+class Discriminators(nn.Module):
+    """D_i and D_a; ``forward`` is the discriminators' own step (real vs translated)."""
+
+    def __init__(self, config: TranslationConfig):
+        super().__init__()
+        self.image = image_discriminator(config)
+        self.appearance = appearance_discriminator(config)
+
+    def forward(self, batch: torch.Tensor, translated: torch.Tensor) -> dict[str, torch.Tensor]:
+        source, target, target_positive = batch[:, SOURCE], batch[:, TARGET], batch[:, TARGET_POSITIVE]
+        count = len(source)
+        image_logits = self.image(torch.cat([source, target, translated]))
+        pairs = torch.cat([torch.cat([target, target_positive], 1), torch.cat([target, translated], 1)])
+        pair_logits = self.appearance(pairs)
+        return {"real_source": image_logits[:count], "real_target": image_logits[count:2 * count],
+                "fake": image_logits[2 * count:], "same_domain": pair_logits[:count],
+                "translated_pair": pair_logits[count:]}
+
+
+class TrainForward(nn.Module):
+    def __init__(self, model: MDUIT):
+        super().__init__()
+        self.model = model
+        self.config = model.config
+
+    def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``batch`` (B, R, 3, H, W) with R = 4 + N_neg roles (see ``pairing``)."""
+        count, n_neg = batch.shape[0], batch.shape[1] - FIRST_NEGATIVE
+        source = batch[:, SOURCE]
+        negatives = batch[:, FIRST_NEGATIVE:].flatten(0, 1)
+        model = self.model
+        if not self.config.use_i2i:
+            positive = color_jitter(source)
+            z = model.head(model.content_encoder(torch.cat([source, positive, negatives])))
+            return {"z_source": z[:count], "z_positive": z[count:2 * count],
+                    "z_negatives": z[2 * count:].view(count, n_neg, -1), "positive": positive}
+        content = model.content_encoder(torch.cat([source, negatives]))
+        content_source, content_negatives = content[:count], content[count:]
+        filters = model.appearance_encoder(torch.cat([source, batch[:, TARGET], batch[:, TARGET_NEGATIVE]]))
+        filters_source, filters_target, filters_target_negative = filters.split(count)
+        groups = self.config.filter_groups
+        stylised = torch.cat([appearance_adaptive_conv(content_source, filters_target, groups),
+                              appearance_adaptive_conv(content_source, filters_source, groups)])
+        translated, self_reconstruction = model.generator(stylised).split(count)
+        content_translated = model.content_encoder(translated)
+        filters_translated = model.appearance_encoder(translated)
+        cycle = model.generator(appearance_adaptive_conv(content_translated, filters_source, groups))
+        z = model.head(torch.cat([content_source, content_translated, content_negatives]))
+        return {
+            "translated": translated, "self_reconstruction": self_reconstruction, "cycle_reconstruction": cycle,
+            "content_source": content_source, "content_translated": content_translated,
+            "content_negative": content_negatives.view(count, n_neg, *content_source.shape[1:])[:, 0],
+            "filters_target": filters_target, "filters_translated": filters_translated,
+            "filters_target_negative": filters_target_negative,
+            "z_source": z[:count], "z_positive": z[count:2 * count],
+            "z_negatives": z[2 * count:].view(count, n_neg, -1),
+        }
+
+
+def generator_objective(out: dict[str, torch.Tensor], batch: torch.Tensor, discriminators: Discriminators,
+                        config: TranslationConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Eq. 6 for E_c, E_a, G and H (discriminators fixed). Returns (total, named terms)."""
+    terms: dict[str, torch.Tensor] = {}
+    if config.use_nce:
+        terms["nce"], terms["nce_acc"] = losses.nce_loss(out["z_source"], out["z_positive"], out["z_negatives"],
+                                                         config.nce_temperature)
+    else:
+        terms["positive_l1"] = losses.positive_l1_loss(out["z_source"], out["z_positive"])
+        with torch.no_grad():
+            _, terms["nce_acc"] = losses.nce_loss(out["z_source"], out["z_positive"], out["z_negatives"],
+                                                  config.nce_temperature)
+    total = config.weight_nce * terms.get("nce", terms.get("positive_l1"))
+    if config.use_i2i:
+        source, target = batch[:, SOURCE], batch[:, TARGET]
+        translated = out["translated"]
+        terms["adv_image"] = losses.generator_adversarial_loss(discriminators.image(translated), config.gan_mode)
+        terms["adv_appearance"] = losses.generator_adversarial_loss(
+            discriminators.appearance(torch.cat([target, translated], 1)), config.gan_mode)
+        terms["rec_self"] = losses.reconstruction_loss(out["self_reconstruction"], source)
+        terms["rec_cycle"] = losses.reconstruction_loss(out["cycle_reconstruction"], source)
+        terms["con_content"] = losses.content_consistency_loss(out["content_source"], out["content_translated"],
+                                                               out["content_negative"], config.content_margin)
+        terms["con_appearance"] = losses.filter_consistency_loss(out["filters_target"], out["filters_translated"],
+                                                                 out["filters_target_negative"])
+        total = (total + config.weight_adv_image * terms["adv_image"]
+                 + config.weight_adv_appearance * terms["adv_appearance"]
+                 + config.weight_rec_self * terms["rec_self"] + config.weight_rec_cycle * terms["rec_cycle"]
+                 + config.weight_con_content * terms["con_content"]
+                 + config.weight_con_appearance * terms["con_appearance"])
+    terms["total_g"] = total
+    return total, terms
+
+
+def discriminator_objective(logits: dict[str, torch.Tensor], config: TranslationConfig) -> torch.Tensor:
+    """Eq. 2 for D_i (I_s, I_t real; I_{s->t} fake) plus D_a ((I_t, I_t+) vs (I_t, I_{s->t}))."""
+    image = losses.discriminator_loss([logits["real_source"], logits["real_target"]], [logits["fake"]],
+                                      config.gan_mode)
+    appearance = losses.discriminator_loss([logits["same_domain"]], [logits["translated_pair"]], config.gan_mode)
+    return config.weight_adv_image * image + config.weight_adv_appearance * appearance

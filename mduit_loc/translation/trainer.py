@@ -1,0 +1,277 @@
+"""MDUIT training loop (paper §2.3 and §3.1).
+
+Per epoch: describe every training image, pair sources with targets (``pairing``), then step
+through the plan. Per step: one generator-side forward (E_c, E_a, G, H), the generator objective
+with the discriminators fixed, an Adam step for E_c/E_a/G/H; then the discriminators' objective on
+the detached translation and their own Adam step. Both learning rates stay constant for the first
+``constant_lr_fraction`` of the steps and decay linearly to zero afterwards (paper: 35 + 15 epochs).
+Data-parallel under torchrun (DDP), mixed precision on CUDA, atomic checkpoints, bit-for-bit resume.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from mduit_loc.errors import ConfigMismatchError, MduitError
+from mduit_loc.runtime import autocast, default_num_workers, resolve_device, seed_everything
+from mduit_loc.translation import checkpoint as ckpt
+from mduit_loc.translation.config import TranslationConfig
+from mduit_loc.translation.curves import LossLog, loss_columns
+from mduit_loc.translation.data import ImageStore, load_training_set, rank_rows, steps_per_epoch
+from mduit_loc.translation.distributed import DistContext, rank_device
+from mduit_loc.translation.finish import finish_run
+from mduit_loc.translation.mduit import build_mduit
+from mduit_loc.translation.networks import init_weights
+from mduit_loc.translation.pairing import build_epoch_plan
+from mduit_loc.translation.steps import Discriminators, TrainForward, discriminator_objective, generator_objective
+
+
+@dataclass
+class TrainOptions:
+    """How to run (not what to learn): paths, device, resume, progress."""
+
+    data: Path
+    out: Path
+    image_root: Path | None = None
+    domains: list[str] | None = None
+    vgg_weights: Path | None = None
+    device: str = "auto"
+    resume: bool = False
+    stop_after: int | None = None      # stop after this global step as if killed (checkpoint kept)
+    num_workers: int | None = None
+    progress: bool = True
+    keep_checkpoints: int = 3
+    explicit_settings: dict = field(default_factory=dict)  # settings the user named: must match on --resume
+
+
+@dataclass
+class TrainSummary:
+    run_dir: Path
+    steps: int
+    total_steps: int
+    epochs: float
+    seconds: float
+    final_losses: dict[str, float] = field(default_factory=dict)
+    stopped_early: bool = False
+    world_size: int = 1
+
+
+def lr_factor(step: int, total_steps: int, constant_fraction: float) -> float:
+    """1 for the first ``constant_fraction`` of the steps, then linear to 0 at ``total_steps``."""
+    constant = int(round(constant_fraction * total_steps))
+    if step < constant:
+        return 1.0
+    return max(0.0, (total_steps - step) / max(1, total_steps - constant))
+
+
+def _set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
+    for parameter in module.parameters():
+        parameter.requires_grad_(flag)
+
+
+class Trainer:
+    def __init__(self, config: TranslationConfig, options: TrainOptions, context: DistContext | None = None):
+        self.options = options
+        self.context = context or DistContext()
+        self.device = rank_device(self.context, resolve_device(options.device))
+        self.run_dir = Path(options.out)
+        self.resume_state = self._resume_state() if options.resume else None
+        if self.resume_state is not None:
+            config = self._checked_resume_config(config)
+        elif ckpt.last_checkpoint_path(self.run_dir).is_file():
+            raise MduitError(f"{self.run_dir} already holds a training run; pass --resume to continue it "
+                             "or choose another --out")
+        if config.freeze_vgg is None:  # resolved once and stored, so a resumed run freezes the same way
+            config = replace(config, freeze_vgg=bool(options.vgg_weights))
+        self.config = config
+        self.training_set = load_training_set(options.data, options.image_root, options.domains)
+        workers = default_num_workers() if options.num_workers is None else options.num_workers
+        self.store = ImageStore(self.training_set.paths, config.image_size, config.cache_limit_mb, workers)
+        self.steps_per_epoch = steps_per_epoch(len(self.training_set), config.batch_size, self.context.world_size)
+        self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
+        self._build_models()
+        self.step, self.plan, self.plan_epoch, self.elapsed = 0, None, -1, 0.0
+        if self.resume_state is not None:
+            self._restore(self.resume_state)
+        else:
+            torch.manual_seed(config.seed * 1009 + 7919 * self.context.rank)  # step-level randomness per rank
+
+    # --- setup ---------------------------------------------------------------------------------
+    def _resume_state(self) -> dict | None:
+        path = ckpt.last_checkpoint_path(self.run_dir)
+        if not path.is_file():
+            raise MduitError(f"--resume: no checkpoint in {path.parent}; start without --resume")
+        return ckpt.load_checkpoint(path)
+
+    def _checked_resume_config(self, requested: TranslationConfig) -> TranslationConfig:
+        saved = TranslationConfig.from_dict(self.resume_state["config"], where="checkpoint")
+        wanted, have = requested.to_dict(), saved.to_dict()
+        differ = sorted(k for k in self.options.explicit_settings if k in have and wanted[k] != have[k])
+        if differ:
+            raise ConfigMismatchError(f"--resume: settings {differ} differ from the checkpoint's "
+                                      f"({', '.join(f'{k}={have[k]!r}' for k in differ)}); drop them to continue")
+        return saved
+
+    def _build_models(self) -> None:
+        config = self.config
+        seed_everything(config.seed)
+        self.model = build_mduit(config, str(self.options.vgg_weights) if self.options.vgg_weights else None,
+                                 warn_untrained_vgg=self.context.is_main)
+        if config.freeze_vgg:
+            _set_requires_grad(self.model.appearance_encoder.trunk, False)
+        if not config.use_i2i:  # the ablation trains E_c and H only
+            _set_requires_grad(self.model.appearance_encoder, False)
+            _set_requires_grad(self.model.generator, False)
+        self.discriminators = Discriminators(config)
+        init_weights(self.discriminators, config.init_std)
+        self.model.to(self.device)
+        self.discriminators.to(self.device)
+        self.train_forward = TrainForward(self.model)
+        self.discriminator_step = self.discriminators
+        if self.context.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_forward = DistributedDataParallel(self.train_forward, device_ids=ids)
+            if config.use_i2i:
+                self.discriminator_step = DistributedDataParallel(self.discriminators, device_ids=ids)
+        betas = (config.beta1, config.beta2)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer_g = torch.optim.Adam(trainable, lr=config.lr, betas=betas)
+        self.optimizer_d = torch.optim.Adam(self.discriminators.parameters(), lr=config.lr, betas=betas)
+        schedule = lambda step: lr_factor(step, self.total_steps, config.constant_lr_fraction)  # noqa: E731
+        self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, schedule)
+        self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, schedule)
+        self.use_amp = config.mixed_precision and self.device.type == "cuda"
+        fp16 = self.use_amp and not torch.cuda.is_bf16_supported()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+
+    def _restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.discriminators.load_state_dict(state["discriminators"])
+        self.optimizer_g.load_state_dict(state["optimizer_g"])
+        self.optimizer_d.load_state_dict(state["optimizer_d"])
+        self.scheduler_g.load_state_dict(state["scheduler_g"])
+        self.scheduler_d.load_state_dict(state["scheduler_d"])
+        self.scaler.load_state_dict(state["scaler"])
+        if int(state["total_steps"]) != self.total_steps:
+            raise ConfigMismatchError(f"--resume: the checkpoint was written for {state['total_steps']} steps, "
+                                      f"this run would take {self.total_steps} (dataset or batch changed?)")
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed_s"])
+        self.plan, self.plan_epoch = state["plan"], int(state["plan_epoch"])
+        rng = state["rng"]
+        if len(rng) == self.context.world_size:
+            ckpt.set_rng_state(rng[self.context.rank])
+        else:
+            torch.manual_seed(self.config.seed * 1009 + 7919 * self.context.rank + self.step)
+
+    # --- epochs ---------------------------------------------------------------------------------
+    def _describe_all(self) -> torch.Tensor:
+        """z of every training image (each rank describes a shard; shards are gathered)."""
+        count, world = len(self.training_set), self.context.world_size
+        shard = -(-count // world)
+        indices = torch.arange(self.context.rank * shard, (self.context.rank + 1) * shard).clamp(max=count - 1)
+        parts = []
+        with torch.no_grad(), autocast(self.device, self.use_amp):
+            for images in self.store.iter_images(indices, self.config.pairing_batch_size):
+                parts.append(self.model.describe(images.to(self.device)).float())
+        gathered = self.context.all_gather(torch.cat(parts))
+        return torch.cat(gathered)[:count].cpu()
+
+    def _plan_epoch(self, epoch: int) -> torch.Tensor:
+        config = self.config
+        plan = build_epoch_plan(self._describe_all(), self.training_set.domain_ids, self.training_set.poses,
+                                config.n_negatives, config.seed, epoch, config.negative_mining,
+                                config.negative_min_distance_m, config.negative_min_angle_deg)
+        return self.context.broadcast(plan)  # identical by construction; broadcasting makes it certain
+
+    # --- one step -------------------------------------------------------------------------------
+    def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        config, amp = self.config, self.use_amp
+        with autocast(self.device, amp):
+            out = self.train_forward(batch)
+        _set_requires_grad(self.discriminators, False)
+        with autocast(self.device, amp):
+            total_g, terms = generator_objective(out, batch, self.discriminators, config)
+        self.optimizer_g.zero_grad(set_to_none=True)
+        self.scaler.scale(total_g).backward()
+        self.scaler.step(self.optimizer_g)
+        _set_requires_grad(self.discriminators, True)
+        if config.use_i2i:
+            with autocast(self.device, amp):
+                logits = self.discriminator_step(batch, out["translated"].detach())
+                loss_d = discriminator_objective(logits, config)
+            self.optimizer_d.zero_grad(set_to_none=True)
+            self.scaler.scale(loss_d).backward()
+            self.scaler.step(self.optimizer_d)
+            terms["loss_d"] = loss_d
+        self.scaler.update()
+        self.scheduler_g.step()
+        if config.use_i2i:
+            self.scheduler_d.step()
+        return {name: value.detach().float() for name, value in terms.items()}
+
+    # --- the loop -------------------------------------------------------------------------------
+    def run(self) -> TrainSummary:
+        from tqdm import tqdm
+
+        config, main = self.config, self.context.is_main
+        log = self.loss_log = LossLog(self.run_dir / "losses.csv", loss_columns(config.use_i2i, config.use_nce))
+        if main:
+            log.start(self.step if self.resume_state is not None else None)
+        bar = tqdm(total=self.total_steps, initial=self.step, desc="train MDUIT", unit="step", dynamic_ncols=True,
+                   disable=not (main and self.options.progress))
+        started = time.perf_counter() - self.elapsed
+        last: dict[str, float] = {}
+        while self.step < self.total_steps:
+            epoch, first = divmod(self.step, self.steps_per_epoch)
+            if self.plan is None or self.plan_epoch != epoch:
+                self.plan, self.plan_epoch = self._plan_epoch(epoch), epoch
+            remaining = min(self.steps_per_epoch - first, self.total_steps - self.step)
+            rows = rank_rows(self.plan, first, remaining, config.batch_size, self.context.rank,
+                             self.context.world_size)
+            for batch in self.store.iter_steps(rows, config.batch_size, pin_memory=self.device.type == "cuda"):
+                terms = self.train_step(batch.to(self.device, non_blocking=True))
+                self.step += 1
+                self.elapsed = time.perf_counter() - started
+                if self.step % config.log_every == 0 or self.step == self.total_steps:
+                    last = self._log(log, bar, terms, epoch)
+                bar.update(1)
+                if self.step % config.checkpoint_every == 0 or self.step in (self.total_steps, self.options.stop_after):
+                    self._checkpoint()
+                if self.step == self.options.stop_after:
+                    bar.close()
+                    return self._summary(last, stopped=True)
+        bar.close()
+        finish_run(self, last)
+        return self._summary(last, stopped=False)
+
+    def _log(self, log: LossLog, bar, terms: dict[str, torch.Tensor], epoch: int) -> dict[str, float]:
+        names = sorted(terms)
+        values = self.context.mean(torch.stack([terms[n].cpu() for n in names])).tolist()
+        losses = dict(zip(names, values))
+        if self.context.is_main:
+            log.append({"step": self.step, "epoch": epoch, "lr": self.scheduler_g.get_last_lr()[0],
+                        "seconds": self.elapsed, **losses})
+            shown = ("rec_self", "rec_cycle", "nce", "positive_l1", "nce_acc", "loss_d")
+            bar.set_postfix({k: f"{losses[k]:.3f}" for k in shown if k in losses}, refresh=False)
+        return losses
+
+    def _checkpoint(self) -> None:
+        gathered = self.context.all_gather_object(ckpt.rng_state())
+        if self.context.is_main:
+            state = {"config": self.config.to_dict(), "total_steps": self.total_steps, "elapsed_s": self.elapsed,
+                     "plan": self.plan, "plan_epoch": self.plan_epoch, "rng": gathered,
+                     "model": self.model.state_dict(), "discriminators": self.discriminators.state_dict(),
+                     "optimizer_g": self.optimizer_g.state_dict(), "optimizer_d": self.optimizer_d.state_dict(),
+                     "scheduler_g": self.scheduler_g.state_dict(), "scheduler_d": self.scheduler_d.state_dict(),
+                     "scaler": self.scaler.state_dict(), "world_size": self.context.world_size}
+            ckpt.save_checkpoint(self.run_dir, state, self.step, self.options.keep_checkpoints)
+            self.loss_log.plot(self.run_dir / "losses.png")
+        self.context.barrier()
+
+    def _summary(self, losses: dict[str, float], stopped: bool) -> TrainSummary:
+        return TrainSummary(self.run_dir, self.step, self.total_steps, self.step / self.steps_per_epoch,
+                            self.elapsed, losses, stopped, self.context.world_size)

@@ -1,0 +1,78 @@
+"""Test doubles for the retrieval tests: a colour descriptor, a fake MDUIT translator, tiny datasets.
+
+``test-color``: the descriptor of an image is its mean RGB colour, L2-normalised — so similarities
+of solid-colour images are cosines of their colours and can be computed by hand.
+``test-mduit``: an MDUIT look-alike whose appearance filter is the mean colour and whose translation
+blends the image halfway towards that colour.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mduit_loc.datasets.images import save_image
+from mduit_loc.datasets.types import DatabaseImage, Intrinsics, LocalizationDataset, QueryImage
+from mduit_loc.poses import Pose
+from mduit_loc.retrieval.descriptor_models import GlobalDescriptor, ModuleDescriptor, register_descriptor
+
+IMAGE_SIZE = (16, 16)
+
+
+class ColorDescriptor(GlobalDescriptor):
+    def __init__(self, device="cpu", checksum="color-v1", dim=3):
+        self.name, self.dim, self.image_size = "test-color", dim, IMAGE_SIZE
+        self.checksum, self.spec, self.device = checksum, "test-color", torch.device(device)
+
+    def describe(self, images):
+        return images.mean(dim=(2, 3))
+
+
+class FakeTranslator(nn.Module):
+    image_size = IMAGE_SIZE
+    descriptor_dim = 3
+    checksum = "fake-mduit-v1"
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def describe(self, images):
+        return images.mean(dim=(2, 3)) * self.scale
+
+    def appearance_filters(self, images):
+        return images.mean(dim=(2, 3))
+
+    def translate(self, images, filters):
+        return (0.5 * images + 0.5 * filters[:, :, None, None]).clamp(0, 1)
+
+
+register_descriptor("test-color", lambda spec, device: ColorDescriptor(device))
+register_descriptor("test-color-other", lambda spec, device: ColorDescriptor(device, checksum="color-v2"))
+register_descriptor("test-mduit", lambda spec, device: ModuleDescriptor(FakeTranslator(), "mduit", spec,
+                                                                         "describe", device))
+
+
+def solid(color) -> np.ndarray:
+    return np.broadcast_to(np.asarray(color, np.uint8), (*IMAGE_SIZE, 3)).copy()
+
+
+def pose(qvec, t) -> Pose:
+    return Pose.from_qvec(qvec, t)
+
+
+def color_dataset(root: Path, database: list[tuple[str, tuple, Pose, int | None]],
+                  queries: list[tuple[str, tuple, int | None]]) -> LocalizationDataset:
+    """Solid-colour PNGs; names are ``<condition>/<camera>/<stem>.png``."""
+    image_root = root / "images"
+    db, qs = [], []
+    for name, color, cam_pose, location in database:
+        save_image(image_root / name, solid(color))
+        db.append(DatabaseImage(name, name.split("/")[1], cam_pose, name.split("/")[0], location))
+    for name, color, location in queries:
+        save_image(image_root / name, solid(color))
+        qs.append(QueryImage(name, name.split("/")[0], name.split("/")[1], location, None, "test"))
+    intrinsics = {cam: Intrinsics(20.0, 20.0, 8.0, 8.0, 16, 16) for cam in {d.camera for d in db}}
+    return LocalizationDataset(root, image_root, db, qs, intrinsics, {}, kind="memory")

@@ -1,0 +1,134 @@
+"""Query inputs (files, folders, lists, datasets), translated databases, retrieval poses."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from . import retrieval_fakes as fakes
+from mduit_loc.datasets.images import save_image
+from mduit_loc.errors import FormatError, MduitError
+from mduit_loc.poses import Pose, rotation_error_deg, yaw_pose
+from mduit_loc.retrieval.api import AppearanceOptions, IndexOptions, QueryOptions, build_index, localize
+from mduit_loc.retrieval.h5_io import read_descriptors
+from mduit_loc.retrieval.index import load_index
+from mduit_loc.retrieval.pose_estimation import retrieval_pose, similarity_weights
+from mduit_loc.retrieval.query_inputs import resolve_queries
+
+MINI = Path(__file__).parents[1] / "datasets" / "data" / "robotcar_mini"
+OPTIONS = dict(num_workers=0, progress=False)
+
+
+# --- query inputs -----------------------------------------------------------------------------
+def test_dataset_folder_means_its_queries_with_camera_location_and_split():
+    items = resolve_queries([MINI], split="all")
+    by_name = {item.name: item for item in items}
+    assert sorted(by_name) == ["night/rear/1418235223450115.jpg", "sun/left/1416315296136145.jpg",
+                               "sun/rear/1416315296136145.jpg"]
+    assert by_name["sun/left/1416315296136145.jpg"].camera == "left"
+    assert by_name["sun/left/1416315296136145.jpg"].location == 1
+    assert by_name["night/rear/1418235223450115.jpg"].path == MINI / "images/night/rear/1418235223450115.jpg"
+    with pytest.raises(MduitError, match="no queries of split 'nope'|--split must be"):
+        resolve_queries([MINI], split="nope")
+
+
+def test_folders_files_and_list_files_give_names_relative_to_the_image_root(tmp_path):
+    image_root = MINI / "images"
+    items = resolve_queries([image_root / "sun"], image_root=image_root, dataset_root=MINI, known_cameras=["rear"])
+    assert [(i.name, i.camera, i.location) for i in items] == [
+        ("sun/left/1416315296136145.jpg", None, 1), ("sun/rear/1416315296136145.jpg", "rear", 1)]
+    # Outside the image root, names are relative to the folder given.
+    shutil.copytree(image_root / "night", tmp_path / "mine")
+    assert [i.name for i in resolve_queries([tmp_path / "mine"], image_root=image_root)] == ["rear/1418235223450115.jpg"]
+    listing = tmp_path / "list.txt"
+    listing.write_text("# queries\nnight/rear/1418235223450115.png SIMPLE_RADIAL 1024 1024 400 512 512 0\n")
+    (item,) = resolve_queries([listing], image_root=image_root)
+    assert item.name == "night/rear/1418235223450115.jpg" and item.path.is_file()
+    with pytest.raises(FormatError, match="list.txt:2: expected absolute image paths, or names with --image-root"):
+        resolve_queries([listing])
+    with pytest.raises(MduitError, match="given twice"):
+        resolve_queries([listing, listing], image_root=image_root)
+    # Programmatic callers may pass names relative to the image root (the .png spelling too).
+    (item,) = resolve_queries(["night/rear/1418235223450115.png"], image_root=image_root, dataset_root=MINI,
+                              known_cameras=["rear"])
+    assert (item.name, item.camera, item.location) == ("night/rear/1418235223450115.jpg", "rear", 1)
+
+
+# --- translated database ------------------------------------------------------------------------
+@pytest.fixture()
+def two_condition_dataset(tmp_path):
+    """A red and a blue map image; training images of two appearances (night: dark grey, snow: white)."""
+    return fakes.color_dataset(
+        tmp_path, database=[("map/rear/red.png", (200, 0, 0), yaw_pose(0, (0, 0, 0)), 1),
+                            ("map/rear/blue.png", (0, 0, 200), yaw_pose(90, (10, 0, 0)), 1)],
+        queries=[("night/rear/n1.png", (40, 40, 40), 1), ("snow/rear/s1.png", (255, 255, 255), 1)])
+
+
+def _train_split(dataset):
+    # Appearance exemplars come from training images only; mark the fixture's queries as train.
+    for i, query in enumerate(dataset.queries):
+        dataset.queries[i] = type(query)(query.name, query.condition, query.camera, query.location, None, "train")
+    return dataset
+
+
+def test_translated_database_indexes_every_variant_and_collapses_them(two_condition_dataset, tmp_path):
+    dataset = _train_split(two_condition_dataset)
+    options = IndexOptions(translate_db=True, save_translations=True, **OPTIONS)
+    index_dir = build_index(dataset, "test-mduit", tmp_path / "index", options)
+    loaded = load_index(index_dir)
+    assert loaded.table.appearances == ["original", "night-0", "snow-0"]
+    assert loaded.table.num_vectors == 6 and loaded.table.num_images == 2
+    assert json.loads((index_dir / "appearances.json").read_text())["appearances"][0]["sources"] == ["night/rear/n1.png"]
+    # Translation blends halfway to the exemplar's mean colour: red -> (120, 20, 20) for night.
+    _, vectors = read_descriptors(index_dir / "translations.h5", ["night-0/map/rear/red.png"])
+    expected = np.array([200 + 40, 40, 40], np.float64) / 2
+    assert vectors[0] == pytest.approx(expected / np.linalg.norm(expected), abs=2e-3)
+    assert (index_dir / "translations/snow-0/map/rear/red.png").is_file()
+    # A whitish-red query matches red's snow variant best; the blue image still comes second, once.
+    save_image(tmp_path / "q" / "rear" / "pink.png", fakes.solid((255, 170, 170)))
+    results = localize(index_dir, [tmp_path / "q"], QueryOptions(top_k=5, device="cpu", **OPTIONS))
+    assert results.pairs["rear/pink.png"] == ["map/rear/red.png", "map/rear/blue.png"]
+    assert results.appearances["rear/pink.png"][0] == "snow-0"
+
+
+def test_cluster_appearances_from_unlabelled_test_queries_and_refusal_without_a_translator(
+        two_condition_dataset, tmp_path):
+    dataset = two_condition_dataset  # queries of the test split only: their appearance may still be used
+    options = IndexOptions(translate_db=True, appearances=AppearanceOptions("clusters", num_clusters=2), **OPTIONS)
+    loaded = load_index(build_index(dataset, "test-mduit", tmp_path / "index", options))
+    assert loaded.table.appearances == ["original", "cluster-0", "cluster-1"]
+    with pytest.raises(MduitError, match="needs an MDUIT run"):
+        build_index(dataset, "test-color", tmp_path / "other", IndexOptions(translate_db=True, **OPTIONS))
+
+
+# --- retrieval poses ----------------------------------------------------------------------------
+def test_similarity_weights_and_mean_poses_hand_computed():
+    assert similarity_weights(np.array([0.5, 0.25, -0.1]), alpha=1) == pytest.approx([2 / 3, 1 / 3, 0])
+    assert similarity_weights(np.array([-0.2, 0.0]), alpha=8) == pytest.approx([0.5, 0.5])
+    first, second = yaw_pose(0, (0, 0, 0)), yaw_pose(40, (4, 0, 0))
+    assert retrieval_pose([first, second], [0.9, 0.8], "top1") is first
+    mean = retrieval_pose([first, second], [0.9, 0.8], "mean")
+    assert mean.center == pytest.approx([2, 0, 0])
+    assert rotation_error_deg(mean, yaw_pose(20)) == pytest.approx(0, abs=1e-6)
+    weighted = retrieval_pose([first, second], [0.75, 0.25], "weighted", alpha=1)
+    assert weighted.center == pytest.approx([1, 0, 0])
+    # Eigen-mean of quaternions at half-angles 0 and 20 deg with weights 3:1: the principal axis of
+    # w1 q1 q1^T + w2 q2 q2^T lies at half the angle atan2(w2 sin 40, w1 + w2 cos 40), i.e. 9.686 deg of yaw.
+    expected_yaw = np.degrees(np.arctan2(0.25 * np.sin(np.radians(40)), 0.75 + 0.25 * np.cos(np.radians(40))))
+    assert rotation_error_deg(weighted, yaw_pose(expected_yaw)) == pytest.approx(0, abs=1e-6)
+    with pytest.raises(MduitError, match="unknown pose method"):
+        retrieval_pose([first], [1.0], "median")
+
+
+def test_raw_pixels_end_to_end_on_the_robotcar_layout(tmp_path):
+    index_dir = build_index(MINI, "raw-pixels:4x4", tmp_path / "index", IndexOptions(**OPTIONS))
+    results = localize(index_dir, [MINI], QueryOptions(top_k=2, per_camera=True, device="cpu", **OPTIONS),
+                       out=tmp_path / "out")
+    assert len(results.poses) == 3
+    assert all(len(ranked) == 2 for ranked in results.pairs.values())
+    for name in ("pairs.txt", "poses.txt", "scores.csv", "queries.csv", "summary.json"):
+        assert (tmp_path / "out" / name).is_file()
+    assert isinstance(next(iter(results.poses.values())), Pose)

@@ -1,0 +1,98 @@
+"""The registry with the real networks: a tiny untrained MDUIT run and a tiny NetVLAD run."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from . import retrieval_fakes as fakes
+from mduit_loc.errors import ConfigMismatchError, DataNotFoundError, FormatError
+from mduit_loc.poses import yaw_pose
+from mduit_loc.retrieval.api import AppearanceOptions, IndexOptions, QueryOptions, build_index, localize
+from mduit_loc.retrieval.descriptor_models import load_descriptor, load_translator
+from mduit_loc.retrieval.index import load_index
+
+OPTIONS = dict(num_workers=0, progress=False, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def mduit_run(tmp_path_factory):
+    from mduit_loc.translation.config import preset
+    from mduit_loc.translation.mduit import build_mduit
+    from mduit_loc.translation.model_io import save_appearances, save_model, write_run_json
+
+    run_dir = tmp_path_factory.mktemp("mduit_run")
+    config = preset("tiny")
+    torch.manual_seed(0)
+    model = build_mduit(config, warn_untrained_vgg=False)
+    checksum = save_model(model, run_dir)
+    filters = {d: torch.randn(1, *config.filter_shape) * 0.1 for d in ("night", "snow")}
+    save_appearances(run_dir, filters, {"night": ["night/rear/n1.png"], "snow": ["snow/rear/s1.png"]},
+                     {"night": 1, "snow": 1})
+    write_run_json(run_dir, config, checksum, {})
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def netvlad_run(tmp_path_factory):
+    from mduit_loc.retrieval.netvlad.model import NetVLADArchitecture, build_netvlad, save_netvlad_run
+
+    run_dir = tmp_path_factory.mktemp("netvlad_run")
+    torch.manual_seed(0)
+    model = build_netvlad(NetVLADArchitecture(backbone="light", num_clusters=4, image_size=(32, 32)))
+    save_netvlad_run(model, run_dir, config={})
+    return run_dir
+
+
+@pytest.fixture()
+def dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    database = [(f"map/rear/{i}.png", tuple(int(v) for v in rng.integers(0, 256, 3)), yaw_pose(10 * i, (i, 0, 0)), 1)
+                for i in range(4)]
+    queries = [("night/rear/n1.png", (30, 30, 60), 1), ("snow/rear/s1.png", (240, 240, 250), 1)]
+    data = fakes.color_dataset(tmp_path, database, queries)
+    data.queries[:] = [type(q)(q.name, q.condition, q.camera, q.location, None, "train") for q in data.queries]
+    return data
+
+
+def test_mduit_run_gives_unit_descriptors_and_a_translator(mduit_run):
+    descriptor = load_descriptor(mduit_run, "cpu")
+    assert descriptor.name == "mduit" and descriptor.dim == 128 and descriptor.image_size == (64, 64)
+    assert len(descriptor.checksum) == 64
+    vectors = descriptor(torch.rand(2, 3, 64, 64))
+    assert vectors.shape == (2, 128) and torch.linalg.norm(vectors, dim=1) == pytest.approx(torch.ones(2), abs=1e-5)
+    assert load_translator(mduit_run / "model.pt", "cpu") is not None
+
+
+def test_mduit_translated_index_and_query(mduit_run, dataset, tmp_path):
+    options = IndexOptions(translate_db=True, **{k: v for k, v in OPTIONS.items()})
+    index_dir = build_index(dataset, mduit_run, tmp_path / "index", options)
+    table = load_index(index_dir).table
+    assert table.appearances == ["original", "night-0", "snow-0"] and table.num_vectors == 12
+    results = localize(index_dir, dataset, QueryOptions(top_k=3, **OPTIONS))
+    for name in ("night/rear/n1.png", "snow/rear/s1.png"):
+        assert len(results.pairs[name]) == 3 and len(set(results.pairs[name])) == 3
+    means = IndexOptions(translate_db=True, appearances=AppearanceOptions("domain-means"), **OPTIONS)
+    table = load_index(build_index(dataset, mduit_run, tmp_path / "means", means)).table
+    assert table.appearances == ["original", "night-mean", "snow-mean"]
+
+
+def test_netvlad_run_through_the_same_interface(netvlad_run, mduit_run, dataset, tmp_path):
+    descriptor = load_descriptor(netvlad_run, "cpu")
+    assert descriptor.name == "netvlad-light" and descriptor.image_size == (32, 32)
+    index_dir = build_index(dataset, netvlad_run, tmp_path / "index", IndexOptions(**OPTIONS))
+    results = localize(index_dir, dataset, QueryOptions(top_k=2, **OPTIONS))
+    assert all(len(r) == 2 for r in results.pairs.values())
+    with pytest.raises(ConfigMismatchError, match="the index was built with descriptor 'netvlad-light'"):
+        localize(index_dir, dataset, QueryOptions(model=str(mduit_run), **OPTIONS))
+
+
+def test_bad_model_specs_are_clear_errors(tmp_path):
+    with pytest.raises(DataNotFoundError, match="descriptor model not found"):
+        load_descriptor(tmp_path / "missing", "cpu")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(DataNotFoundError, match="run.json"):
+        load_descriptor(tmp_path / "run", "cpu")
+    (tmp_path / "run" / "run.json").write_text('{"kind": "sift"}')
+    with pytest.raises(FormatError, match='"kind": "mduit" or "netvlad"'):
+        load_descriptor(tmp_path / "run", "cpu")

@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mduit_loc.errors import FormatError
+from mduit_loc.pose_files import parse_pose_line, read_pairs, read_poses, write_pairs, write_poses
+from mduit_loc.poses import Pose, yaw_pose
+
+GOLDEN_POSES = """# method: test
+night/rear/1.jpg 1 0 0 0 1 2 3
+sun/left/2.jpg 0.7071067812 0 0 0.7071067812 -1 0 0.5
+"""
+
+
+def test_poses_golden_round_trip(tmp_path: Path):
+    poses = {"night/rear/1.jpg": Pose.from_qvec([1, 0, 0, 0], [1, 2, 3]),
+             "sun/left/2.jpg": Pose.from_qvec([0.7071067812, 0, 0, 0.7071067812], [-1, 0, 0.5])}
+    path = tmp_path / "poses.txt"
+    write_poses(path, poses, header="method: test")
+    assert path.read_text() == GOLDEN_POSES
+    back = read_poses(path)
+    assert list(back) == list(poses)
+    assert all(back[k].allclose(poses[k]) for k in poses)
+
+
+def test_pairs_golden_round_trip(tmp_path: Path):
+    pairs = {"q/rear/1.jpg": ["db/rear/5.jpg", "db/rear/4.jpg"], "q/rear/2.jpg": ["db/rear/1.jpg"]}
+    path = tmp_path / "pairs.txt"
+    write_pairs(path, pairs)
+    assert path.read_text() == "q/rear/1.jpg db/rear/5.jpg\nq/rear/1.jpg db/rear/4.jpg\nq/rear/2.jpg db/rear/1.jpg\n"
+    assert read_pairs(path) == pairs
+
+
+def test_malformed_pose_line_names_file_and_line(tmp_path: Path):
+    path = tmp_path / "poses.txt"
+    path.write_text("a.jpg 1 0 0 0 1 2 3\nb.jpg 1 0 0 0 1 2\n")
+    with pytest.raises(FormatError, match=r"poses.txt:2: expected 8 tokens"):
+        read_poses(path)
+
+
+def test_duplicate_pose_names_rejected(tmp_path: Path):
+    path = tmp_path / "poses.txt"
+    path.write_text("a.jpg 1 0 0 0 1 2 3\na.jpg 1 0 0 0 1 2 3\n")
+    with pytest.raises(FormatError, match=":2: expected each image once"):
+        read_poses(path)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="abc/._0123456789", min_size=1, max_size=20),
+       st.floats(-360, 360), st.lists(st.floats(-1e4, 1e4), min_size=3, max_size=3))
+def test_pose_line_parse_inverts_format(name, yaw, centre):
+    from mduit_loc.poses import format_pose
+
+    pose = yaw_pose(yaw, centre)
+    parsed_name, parsed = parse_pose_line(f"{name} {format_pose(pose)}")
+    assert parsed_name == name
+    assert parsed.allclose(pose, atol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(min_size=0, max_size=60))
+def test_pose_line_parser_never_crashes_unexpectedly(line):
+    try:
+        parse_pose_line(line)
+    except FormatError:
+        pass

@@ -1,0 +1,68 @@
+"""``mduit-loc train`` and ``mduit-loc translate`` end to end, and their errors."""
+import json
+
+import numpy as np
+from PIL import Image
+
+from .conftest import TEST_SETTINGS
+from mduit_loc.cli import main
+from mduit_loc.translation.grid import GAP, HEADER_GAP
+
+
+def settings_args(**overrides):
+    args = []
+    for key, value in {**TEST_SETTINGS, **overrides}.items():
+        text = "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        args += ["--set", f"{key}={text}"]
+    return args
+
+
+def test_train_then_translate(domain_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(["train", "--data", str(domain_data), "--out", str(run), "--max-steps", "4", "--no-progress",
+                 "--num-workers", "0", "--device", "cpu", *settings_args()])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "24 images in 3 domains" in printed and "training finished: 4/4 steps" in printed
+    assert json.loads((run / "run.json").read_text())["config"]["max_steps"] == 4
+
+    listing = tmp_path / "sources.txt"
+    listing.write_text("# night sources\ndata/night/place000.png\n\ndata/night/place001.png\n")
+    out = tmp_path / "translated"
+    code = main(["translate", "--model", str(run), "--images", str(listing), str(domain_data / "snow"),
+                 "--appearance", str(domain_data / "day" / "place002.png"), "domain:night", "--out", str(out),
+                 "--grid-limit", "4", "--device", "cpu"])
+    assert code == 0
+    sources, appearances = 2 + 8, 2
+    assert len(list(out.glob("*__*.png"))) == sources * appearances
+    assert (out / "000_place000__00_place002.png").is_file()
+    assert (out / "009_place007__01_domain-night.png").is_file()
+    lines = (out / "translations.csv").read_text().splitlines()
+    assert lines[0] == "source,appearance,output" and len(lines) == 1 + sources * appearances
+    grid = np.asarray(Image.open(out / "grid.png"))
+    rows, columns = 4 + 1, appearances + 1   # grid-limit 4 sources, plus the header row / column
+    assert grid.shape == (32 * rows + HEADER_GAP + GAP * (rows - 2), 32 * columns + HEADER_GAP + GAP * (columns - 2), 3)
+
+
+def test_user_errors_are_one_line(domain_data, tmp_path, capsys):
+    assert main(["train", "--data", str(domain_data), "--out", str(tmp_path / "r"), "--set", "no_such=1"]) == 2
+    assert "unknown setting 'no_such'" in capsys.readouterr().err
+    assert main(["train", "--data", str(domain_data / "day"), "--out", str(tmp_path / "r")]) == 2
+    assert "domain" in capsys.readouterr().err
+    listing = tmp_path / "list.txt"
+    listing.write_text("missing.png\n")
+    assert main(["translate", "--model", str(tmp_path / "nothing"), "--images", str(listing),
+                 "--appearance", str(listing), "--out", str(tmp_path / "o")]) == 2
+    assert "run.json" in capsys.readouterr().err
+
+
+def test_list_files_name_the_missing_line(tmp_path):
+    import pytest
+
+    from mduit_loc.errors import DataNotFoundError
+    from mduit_loc.translation.cli_translate import expand_inputs
+
+    listing = tmp_path / "list.txt"
+    listing.write_text("# comment\n\nmissing.png\n")
+    with pytest.raises(DataNotFoundError, match=r"list.txt:3"):
+        expand_inputs([str(listing)])

@@ -1,0 +1,72 @@
+"""Each loss against a case computed by hand."""
+import math
+
+import pytest
+import torch
+
+from mduit_loc.translation import losses
+
+
+def test_nce_matches_hand_computation():
+    query = torch.tensor([[1.0, 0.0]])
+    positive = torch.tensor([[1.0, 0.0]])
+    negatives = torch.tensor([[[0.0, 1.0], [-1.0, 0.0]]])
+    loss, accuracy = losses.nce_loss(query, positive, negatives, temperature=0.5)
+    # logits: 1/0.5 = 2, 0/0.5 = 0, -1/0.5 = -2
+    expected = -math.log(math.exp(2) / (math.exp(2) + math.exp(0) + math.exp(-2)))
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert accuracy.item() == 1.0
+
+
+def test_nce_accuracy_counts_queries_whose_positive_wins():
+    query = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    positive = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    negatives = torch.tensor([[[0.0, 1.0]], [[1.0, 0.0]]])
+    loss, accuracy = losses.nce_loss(query, positive, negatives, temperature=1.0)
+    # sample 1: -log(e/(e+1)); sample 2: -log(1/(1+e))
+    expected = (-math.log(math.e / (math.e + 1)) - math.log(1 / (1 + math.e))) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert accuracy.item() == 0.5
+
+
+def test_content_consistency_hinge():
+    f_s = torch.zeros(1, 2, 1, 1)
+    f_st = torch.tensor([1.0, 1.0]).view(1, 2, 1, 1)      # mean squared distance 1
+    far = torch.tensor([2.0, 0.0]).view(1, 2, 1, 1)       # mean squared distance 2
+    near = torch.tensor([0.5, 0.5]).view(1, 2, 1, 1)      # mean squared distance 0.25
+    assert losses.content_consistency_loss(f_s, f_st, far, margin=0.1).item() == 0.0
+    assert losses.content_consistency_loss(f_s, f_st, near, 0.1).item() == pytest.approx(1 - 0.25 + 0.1)
+    batch = losses.content_consistency_loss(torch.cat([f_s, f_s]), torch.cat([f_st, f_st]),
+                                            torch.cat([far, near]), 0.1)
+    assert batch.item() == pytest.approx((0 + 0.85) / 2)
+
+
+def test_filter_consistency_hinge():
+    w_t = torch.tensor([[1.0, 0.0]])
+    w_st = torch.tensor([[1.0, 1.0]])
+    w_neg = torch.tensor([[0.0, 1.0]])
+    expected = 1 - 1 / math.sqrt(2) + 0.0
+    assert losses.filter_consistency_loss(w_t, w_st, w_neg).item() == pytest.approx(expected, rel=1e-6)
+    # filters of any shape are compared flattened; a perfect positive and opposite negative give 0
+    w = torch.randn(2, 3, 1, 5, 5)
+    assert losses.filter_consistency_loss(w, 2 * w, -w).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_adversarial_losses_nonsaturating_and_lsgan():
+    zero = torch.zeros(1, 1, 4, 4)
+    # D(x) = sigmoid(0) = 1/2 everywhere: each term is -log(1/2)
+    assert losses.discriminator_loss([zero, zero], [zero]).item() == pytest.approx(3 * math.log(2))
+    assert losses.generator_adversarial_loss(zero).item() == pytest.approx(math.log(2))
+    big = torch.full((1, 1, 2, 2), 3.0)
+    assert losses.generator_adversarial_loss(big).item() == pytest.approx(math.log1p(math.exp(-3.0)), rel=1e-6)
+    one = torch.ones(1, 1, 2, 2)
+    assert losses.discriminator_loss([one], [zero], "lsgan").item() == 0.0
+    assert losses.discriminator_loss([zero], [one], "lsgan").item() == 2.0
+    assert losses.generator_adversarial_loss(zero, "lsgan").item() == 1.0
+
+
+def test_reconstruction_and_positive_l1():
+    a = torch.tensor([[0.0, 1.0], [0.5, 0.5]])
+    b = torch.tensor([[1.0, 1.0], [0.0, 0.5]])
+    assert losses.reconstruction_loss(a, b).item() == pytest.approx((1 + 0 + 0.5 + 0) / 4)
+    assert losses.positive_l1_loss(a, b).item() == pytest.approx((1.0 + 0.5) / 2)
