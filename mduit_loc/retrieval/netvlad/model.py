@@ -11,7 +11,6 @@ Every model takes float RGB in [0, 1] (B, 3, H, W) and returns (B, dim) L2-norma
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,9 @@ import torch
 from torch import nn
 
 from mduit_loc.errors import ConfigMismatchError, DataNotFoundError, FormatError, MduitError
+from mduit_loc import torch_io
 from mduit_loc.io_utils import atomic_path, write_json_atomic
+from mduit_loc.torch_io import sha256_file
 from mduit_loc.nn.vgg import VGG16_LAYER_NAMES, vgg16_out_channels
 from mduit_loc.retrieval.netvlad.backbones import (BACKBONES, LIGHT_CHANNELS, InputNormalization,
                                                    imagenet_normalization, make_backbone,
@@ -207,14 +208,6 @@ def netvlad_from_matconvnet(parsed: MatNetVLAD, image_size: tuple[int, int] = MA
 
 
 # --- files ------------------------------------------------------------------------------------
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_netvlad_run(model: NetVLADDescriptor, run_dir: str | Path, config: dict, extra: dict | None = None) -> str:
     """Write ``model.pt`` then ``run.json`` (both atomically); returns the checksum."""
     if model.architecture is None:
@@ -249,15 +242,7 @@ def read_run_json(run_dir: Path) -> dict:
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise DataNotFoundError(path, "NetVLAD weights", "the run directory is incomplete; train again")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for damaged files
-        raise FormatError(path, None, "a state dict saved with torch.save", got=f"{type(err).__name__}: {err}") from err
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise FormatError(path, None, "a dict of tensors (a state dict)", got=type(state).__name__)
-    return state
+    return torch_io.load_state_dict_file(path, "NetVLAD weights", "the run directory is incomplete; train again")
 
 
 def load_netvlad_run(run_dir: Path) -> NetVLADDescriptor:

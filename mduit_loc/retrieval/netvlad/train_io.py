@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from mduit_loc.errors import ConfigMismatchError, DataNotFoundError, FormatError
+from mduit_loc.errors import ConfigMismatchError
 from mduit_loc.io_utils import atomic_open, atomic_path
+from mduit_loc.torch_io import load_checkpoint_file
 
 CHECKPOINT_FORMAT = "netvlad-train-checkpoint-v1"
 LOSS_COLUMNS = ["step", "epoch", "loss", "active_fraction", "positive_distance", "negative_distance",
@@ -33,17 +34,7 @@ def save_checkpoint(run_dir: str | Path, state: dict) -> Path:
 
 
 def load_checkpoint(run_dir: str | Path) -> dict:
-    path = last_checkpoint_path(run_dir)
-    if not path.is_file():
-        raise DataNotFoundError(path, "NetVLAD training checkpoint", "train first, or drop --resume")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for damaged files
-        raise FormatError(path, None, "a NetVLAD training checkpoint", got=f"{type(err).__name__}: {err}") from err
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        got = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise FormatError(path, None, f"format {CHECKPOINT_FORMAT!r}", got=repr(got))
-    return state
+    return load_checkpoint_file(last_checkpoint_path(run_dir), "NetVLAD training checkpoint", CHECKPOINT_FORMAT)
 
 
 def check_resumable(saved_config_json: str, config: dict, fields: tuple[str, ...], path: Path) -> None:
