@@ -46,7 +46,8 @@ def rotmat_to_qvec(rotation: np.ndarray) -> np.ndarray:
     """3x3 rotation to ``qw qx qy qz`` with ``qw >= 0`` (the sign is a convention, not data)."""
     qvec = npq.as_float_array(npq.from_rotation_matrix(np.asarray(rotation, dtype=np.float64)))
     qvec = qvec / np.linalg.norm(qvec)
-    return -qvec if qvec[0] < 0 else qvec
+    qvec = -qvec if qvec[0] < 0 else qvec
+    return qvec + 0.0  # -0.0 -> 0.0, so files never show "-0" for an exact zero
 
 
 @dataclass(frozen=True, eq=False)

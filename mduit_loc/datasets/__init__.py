@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mduit_loc.datasets.types import (DatabaseImage, Intrinsics, LocalizationDataset, QueryImage,
                                       TrainingImage)
-from mduit_loc.errors import DataNotFoundError
+from mduit_loc.errors import DataNotFoundError, MduitError
 
 
 def open_dataset(path: str | Path, image_root: str | Path | None = None) -> LocalizationDataset:
@@ -20,6 +20,9 @@ def open_dataset(path: str | Path, image_root: str | Path | None = None) -> Loca
     path = Path(path)
     if not path.exists():
         raise DataNotFoundError(path, "dataset")
+    if not path.is_dir():
+        raise MduitError(f"{path}: expected a dataset folder (RobotCar Seasons layout, COLMAP model + images, "
+                         "or a folder per appearance domain), got a file")
     if is_robotcar_layout(path):
         return read_robotcar_seasons(path)
     if find_model_folder(path) is not None:

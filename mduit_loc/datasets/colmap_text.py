@@ -43,7 +43,7 @@ def write_colmap_text(folder: str | Path, cameras: dict[int, Intrinsics], images
         handle.write("#   POINTS2D[] as (X, Y, POINT3D_ID)\n")
         for image_id, image in enumerate(images, start=1):
             q = " ".join(f"{v:.10g}" for v in image.pose.qvec)
-            t = " ".join(f"{v:.10g}" for v in image.pose.t)
+            t = " ".join(f"{v + 0.0:.10g}" for v in image.pose.t)  # + 0.0: no "-0"
             handle.write(f"{image_id} {q} {t} {image.camera_id} {image.name}\n")
             observations = []
             for index, ((u, v), point_id) in enumerate(zip(image.keypoints, image.point3d_ids)):

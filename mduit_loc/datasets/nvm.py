@@ -127,7 +127,7 @@ def write_nvm(path: str | Path, cameras: list[NvmCamera], points: NvmPoints | No
         handle.write(f"{len(cameras)}\n")
         for cam in cameras:
             q = " ".join(f"{v:.10g}" for v in cam.pose.qvec)
-            c = " ".join(f"{v:.10g}" for v in cam.pose.center)
+            c = " ".join(f"{v + 0.0:.10g}" for v in cam.pose.center)  # + 0.0: no "-0"
             handle.write(f"{cam.name} {cam.focal:.10g} {q} {c} {cam.radial:.10g} 0\n")
         n_points = 0 if points is None else len(points.xyz)
         handle.write(f"\n{n_points}\n")

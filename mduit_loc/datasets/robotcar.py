@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from mduit_loc.datasets import robotcar_files as files
 from mduit_loc.datasets.layout import (CAMERAS, IMAGE_SIZE, QUERY_CONDITIONS, REFERENCE_CONDITION,
@@ -30,14 +30,21 @@ def is_robotcar_layout(root: str | Path) -> bool:
 
 
 def _image_size(image_root: Path, camera: str) -> tuple[int, int]:
-    """(width, height) of the first image of ``camera``; the real dataset's 1024x1024 if none."""
+    """(width, height) of the first readable image of ``camera``; the real dataset's 1024x1024 if none.
+
+    An unreadable image is skipped here (it is reported where it is decoded, or by ``mduit-loc check``)
+    so that one bad file does not make the whole dataset unreadable.
+    """
     for condition_dir in sorted(image_root.iterdir()) if image_root.is_dir() else []:
         folder = condition_dir / camera
         if folder.is_dir():
             for path in sorted(folder.iterdir()):
                 if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
-                    with Image.open(path) as image:
-                        return image.size
+                    try:
+                        with Image.open(path) as image:
+                            return image.size
+                    except (UnidentifiedImageError, OSError):
+                        continue
     return IMAGE_SIZE
 
 

@@ -55,7 +55,7 @@ def _floats(tokens: list[str], path: Path, number: int, line: str, expected: str
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.10g}"
+    return f"{float(value) + 0.0:.10g}"  # + 0.0 turns -0.0 into 0.0 (no "-0" in files)
 
 
 # --- intrinsics ---------------------------------------------------------------------------
