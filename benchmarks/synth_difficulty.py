@@ -1,9 +1,11 @@
 """How hard is the synthetic benchmark? A naive global descriptor (a normalised grey thumbnail)
 retrieves the top-1 database image of the same camera; its pose is the estimate. Prints the
 day/night recall at the RobotCar Seasons thresholds for each preset, over the test queries of
-all three cameras (ground truth from ground_truth/robotcar_v2_test_gt.txt).
+all three cameras (ground truth from ground_truth/robotcar_v2_test_gt.txt), scored by the
+project's evaluator (``mduit_loc.evaluation.evaluate``: pooled day-all / night-all), and the
+recall at (5 m, 10 deg) per condition.
 
-    python benchmarks/synth_difficulty.py --presets tiny small [--seed 0] [--data-root DIR]
+    .venv/bin/python benchmarks/synth_difficulty.py --presets tiny small [--seed 0] [--data-root DIR]
 
 Real NetVLAD on RobotCar Seasons reaches about 91 % (day) and 16 % (night) at (5 m, 10 deg).
 """
@@ -17,13 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mduit_loc.datasets.images import load_image
-from mduit_loc.datasets.robotcar import read_robotcar_seasons
-from mduit_loc.datasets.robotcar_files import read_test_ground_truth
-from mduit_loc.datasets.synthetic import generate, get_preset
-from mduit_loc.poses import pose_errors
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-THRESHOLDS = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
+from mduit_loc.datasets.images import load_image  # noqa: E402
+from mduit_loc.datasets.layout import QUERY_CONDITIONS  # noqa: E402
+from mduit_loc.datasets.robotcar import read_robotcar_seasons  # noqa: E402
+from mduit_loc.datasets.synthetic import generate, get_preset  # noqa: E402
+from mduit_loc.evaluation.evaluate import DAY_ALL, NIGHT_ALL, EvaluationResult, evaluate, load_ground_truth  # noqa: E402
+from mduit_loc.evaluation.metrics import DEFAULT_THRESHOLDS  # noqa: E402
+
 THUMBNAIL = 16
 
 
@@ -34,54 +38,60 @@ def thumbnail_descriptor(path: Path) -> np.ndarray:
     return grey / max(float(np.linalg.norm(grey)), 1e-6)
 
 
-def difficulty(root: Path) -> dict[str, list[float]]:
-    """Recall (%) per day/night at each threshold, top-1 retrieval among the same camera."""
+def difficulty(root: Path) -> EvaluationResult:
+    """Top-1 thumbnail retrieval among the database images of the query's camera, scored on the
+    test split (all cameras) by the project's evaluator."""
     dataset = read_robotcar_seasons(root)
-    truth = read_test_ground_truth(root)
+    truth = load_ground_truth(root, "test", dataset)
     database = {camera: [d for d in dataset.database if d.camera == camera] for camera in dataset.intrinsics}
     descriptors = {camera: np.stack([thumbnail_descriptor(dataset.image_path(d.name)) for d in images])
                    for camera, images in database.items()}
-    successes: dict[str, list[np.ndarray]] = {"day": [], "night": []}
+    estimates = {}
     for query in dataset.queries:
-        if query.name not in truth:
-            continue
-        scores = descriptors[query.camera] @ thumbnail_descriptor(dataset.image_path(query.name))
-        best = database[query.camera][int(np.argmax(scores))]
-        position, rotation = pose_errors(best.pose, truth[query.name])
-        successes[query.day_night].append(np.array([position <= p and rotation <= r for p, r in THRESHOLDS]))
-    return {key: (100.0 * np.mean(values, axis=0)).tolist() for key, values in successes.items()}
+        if query.name in truth.poses:
+            scores = descriptors[query.camera] @ thumbnail_descriptor(dataset.image_path(query.name))
+            estimates[query.name] = database[query.camera][int(np.argmax(scores))].pose
+    return evaluate(estimates, truth.poses, truth.meta, DEFAULT_THRESHOLDS, method="thumbnail top-1")
+
+
+def _render(root: Path, name: str, seed: int, workers: int) -> float:
+    """Renders the preset unless ``root`` already holds it; seconds taken (nan when reused)."""
+    if (root / "synth.json").is_file():
+        return float("nan")
+    return generate(root, get_preset(name), seed=seed, workers=workers, progress=False).seconds
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    parser.add_argument("--presets", "--preset", nargs="+", default=["tiny", "small"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data-root", type=Path, default=None,
                         help="reuse/keep datasets in DATA_ROOT/<preset>-seed<N> instead of a temporary folder")
     args = parser.parse_args(argv)
-    header = "preset | images (db/query) | render s | " + " | ".join(
-        f"{dn} {p:g} m {r:g} deg" for dn in ("day", "night") for p, r in THRESHOLDS)
-    rows = []
+    labels = [t.label for t in DEFAULT_THRESHOLDS]
+    summary = ["| preset | db / query images | test queries (day / night) | render s | "
+               + " | ".join(f"day {x}" for x in labels) + " | " + " | ".join(f"night {x}" for x in labels) + " |",
+               "|" + "---|" * (4 + 2 * len(labels))]
+    per_condition = ["| preset | " + " | ".join(QUERY_CONDITIONS) + " |", "|" + "---|" * (1 + len(QUERY_CONDITIONS))]
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.presets:
-            base = args.data_root if args.data_root is not None else Path(tmp)
-            root = base / f"{name}-seed{args.seed}"
-            seconds = float("nan")
-            if not (root / "synth.json").is_file():
-                result = generate(root, get_preset(name), seed=args.seed, workers=args.workers, progress=False)
-                seconds = result.seconds
+            root = (args.data_root if args.data_root is not None else Path(tmp)) / f"{name}-seed{args.seed}"
+            seconds = _render(root, name, args.seed, args.workers)
             started = time.perf_counter()
-            recall = difficulty(root)
+            result = difficulty(root)
+            day, night = result.subset(DAY_ALL), result.subset(NIGHT_ALL)
             n_db = len(list((root / "images" / "overcast-reference").rglob("*.jpg")))
             n_query = len(list((root / "images").rglob("*.jpg"))) - n_db
-            values = " | ".join(f"{v:5.1f}" for key in ("day", "night") for v in recall[key])
-            rows.append(f"{name} | {n_db}/{n_query} | {seconds:.0f} | {values}")
+            values = " | ".join(f"{100 * v:.1f}" for v in (*day.recalls, *night.recalls))
+            rendered = "reused" if np.isnan(seconds) else f"{seconds:.0f}"
+            summary.append(f"| {name} | {n_db} / {n_query} | {day.n} / {night.n} | {rendered} | {values} |")
+            coarse = [100 * result.subset(c, "condition").recalls[-1] for c in QUERY_CONDITIONS]
+            per_condition.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in coarse) + " |")
             print(f"{name}: evaluated in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    print(header)
-    print("|".join(["---"] * (3 + 2 * len(THRESHOLDS))))
-    for row in rows:
-        print(row)
+    print("\n".join(summary))
+    print(f"\nRecall (%) at {labels[-1]} per condition:\n")
+    print("\n".join(per_condition))
     return 0
 
 

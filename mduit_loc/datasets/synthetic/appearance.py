@@ -119,18 +119,42 @@ def _wet_reflections(scene: Scene, surface: Surface, directions: np.ndarray, rad
     return out
 
 
-def render_linear(scene: Scene, frame: Frame, camera: str, size: int, max_distance: float) -> np.ndarray:
-    """(size, size, 3) linear radiance (before image-space effects)."""
+@dataclass
+class PrimaryRays:
+    """The camera rays of every pixel (row-major) and what they hit first."""
+
+    origin: np.ndarray       # (3,) camera centre, world frame
+    directions: np.ndarray   # (H*W, 3) world directions with unit camera-frame z
+    view: Quads              # the quads that survived culling (``hits.index`` indexes them)
+    hits: Hits
+
+
+def primary_rays(scene: Scene, frame: Frame, camera: str, size: int, max_distance: float) -> PrimaryRays:
     intrinsics = intrinsics_for(camera, size)
     pose = frame.camera_pose(camera)
-    origin = pose.center
     directions = pixel_directions(intrinsics, pose)
     view = scene.quads.subset(cull_to_view(scene.quads, pose, intrinsics, max_distance))
+    hits = intersect(pose.center, directions, view, alpha_test(scene.style.foliage),
+                     groups=frustum_groups(pose.center, directions, size, size, view, _tile(size)))
+    return PrimaryRays(pose.center, directions, view, hits)
+
+
+def depth_map(scene: Scene, frame: Frame, camera: str, size: int, max_distance: float = 120.0) -> np.ndarray:
+    """(size, size) float32 z-depth in metres along the camera axis (inf where the sky is seen).
+
+    Pixel (row i, column j) back-projects to ``depth * ((j + 0.5 - cx) / fx, (i + 0.5 - cy) / fy, 1)``
+    in the camera frame, with the intrinsics written for ``size`` (``render`` module convention).
+    """
+    return primary_rays(scene, frame, camera, size, max_distance).hits.t.reshape(size, size).copy()
+
+
+def render_linear(scene: Scene, frame: Frame, camera: str, size: int, max_distance: float) -> np.ndarray:
+    """(size, size, 3) linear radiance (before image-space effects)."""
+    rays = primary_rays(scene, frame, camera, size, max_distance)
+    origin, directions, view, hits = rays.origin, rays.directions, rays.view, rays.hits
     style = scene.style
     tile = _tile(size)
-    hits = intersect(origin, directions, view, alpha_test(style.foliage),
-                     groups=frustum_groups(origin, directions, size, size, view, tile))
-    pixel_angle = 1.0 / intrinsics.fx
+    pixel_angle = 1.0 / intrinsics_for(camera, size).fx
     surface = surface_at(hits, view, scene.world, origin, directions, pixel_angle, style.foliage)
     lighting.apply_snow(surface, hits.u, hits.v, style, scene.condition_seed)
     if style.wet > 0:

@@ -5,7 +5,7 @@ Dates follow the RobotCar Seasons traversals, so timestamps look like the real o
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from mduit_loc.datasets.layout import ALL_CONDITIONS
 from mduit_loc.datasets.synthetic.materials import Foliage

@@ -10,21 +10,22 @@ writes the same bytes, whatever the number of worker processes.
 """
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mduit_loc.datasets.layout import ALL_CONDITIONS, CAMERAS, QUERY_CONDITIONS, REFERENCE_CONDITION
 from mduit_loc.datasets.robotcar_writer import RobotCarSeasonsWriter
-from mduit_loc.datasets.synthetic.appearance import Scene, render_view
+from mduit_loc.datasets.synthetic.appearance import Scene, depth_map, render_view
 from mduit_loc.datasets.synthetic.conditions import CONDITION_INDEX
-from mduit_loc.datasets.synthetic.model_points import DatabasePoints, database_points
+from mduit_loc.datasets.synthetic.model_points import DatabasePoints, database_points, pixel_grid
 from mduit_loc.datasets.synthetic.noise import rng_for
 from mduit_loc.datasets.synthetic.presets import SynthPreset
 from mduit_loc.datasets.synthetic.traversals import Frame, Traversal, car_from_camera, intrinsics_for, make_traversal
@@ -33,7 +34,8 @@ from mduit_loc.errors import MduitError
 from mduit_loc.io_utils import write_json_atomic
 
 FORMAT_VERSION = 1
-MANIFEST = "synth.json"
+MANIFEST = "synth.json"          # written last: its presence marks a complete dataset
+RENDERING_MARKER = ".mduit-synth-rendering"  # present while rendering (and after an interrupted run)
 
 
 @dataclass
@@ -53,19 +55,44 @@ class Town:
     preset: SynthPreset
     world: World
     traversals: dict[str, Traversal]
+    _scenes: dict[tuple[str, str], Scene] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, preset: SynthPreset, seed: int) -> "Town":
         world = build_world(seed, preset.n_locations, preset.location_length_m, preset.location_spacing_m)
         return cls(preset, world, {c: make_traversal(preset, world, c) for c in ALL_CONDITIONS})
 
-    def scene(self, condition: str) -> Scene:
-        return Scene(self.world, self.traversals[condition])
+    def scene(self, condition: str, appearance: str | None = None) -> Scene:
+        """The static town with ``condition``'s transient objects, lit and weathered as ``appearance``
+        (default: ``condition``, as in the dataset); built once per pair."""
+        key = (condition, appearance or condition)
+        if key not in self._scenes:
+            traversal = self.traversals[condition]
+            if key[1] != condition:
+                traversal = dataclasses.replace(traversal, condition=key[1])
+            self._scenes[key] = Scene(self.world, traversal)
+        return self._scenes[key]
 
-    def render(self, condition: str, frame_index: int, camera: str) -> np.ndarray:
+    def frame(self, name: str) -> Frame:
+        """The frame of an image name ``condition/camera/timestamp.jpg`` written by ``generate``."""
+        condition, _, file_name = name.split("/")
+        timestamp = int(file_name.split(".")[0])
+        for frame in self.traversals[condition].frames:
+            if frame.timestamp == timestamp:
+                return frame
+        raise MduitError(f"no {condition} frame with timestamp {timestamp} in this synthetic town")
+
+    def render(self, condition: str, frame_index: int, camera: str, appearance: str | None = None) -> np.ndarray:
+        """The image of one camera of a frame of ``condition``'s traversal; with ``appearance``, the
+        same scene (same transient objects) under another condition's light, weather and season."""
         frame = self.traversals[condition].frames[frame_index]
-        return render_view(self.scene(condition), frame, camera, self.preset.image_size,
+        return render_view(self.scene(condition, appearance), frame, camera, self.preset.image_size,
                            self.preset.supersample, self.preset.max_view_distance_m)
+
+    def depth(self, condition: str, frame_index: int, camera: str) -> np.ndarray:
+        """(size, size) z-depth in metres of the image ``render(condition, frame_index, camera)``."""
+        frame = self.traversals[condition].frames[frame_index]
+        return depth_map(self.scene(condition), frame, camera, self.preset.image_size, self.preset.max_view_distance_m)
 
 
 # --- rendering, optionally in worker processes -------------------------------------------
@@ -120,17 +147,23 @@ def split_frames(town: Town, seed: int) -> dict[str, set[int]]:
 
 # --- the whole dataset --------------------------------------------------------------------
 def prepare_output(root: Path, overwrite: bool) -> None:
-    """Refuse to mix with other files; with ``overwrite``, only a previous synthetic dataset is removed."""
+    """Refuse to mix with other files; with ``overwrite``, only a previous synthetic dataset (complete
+    or interrupted) is removed. Marks ``root`` as being rendered until ``generate`` finishes."""
+    if root.exists() and not root.is_dir():
+        raise MduitError(f"output {root} is a file; --out must be a folder")
     if root.exists() and any(root.iterdir()):
+        interrupted = (root / RENDERING_MARKER).is_file()
         if not overwrite:
-            raise MduitError(f"output folder {root} is not empty; choose another --out or pass --overwrite "
+            state = "holds an interrupted 'mduit-loc synth' run" if interrupted else "is not empty"
+            raise MduitError(f"output folder {root} {state}; choose another --out or pass --overwrite "
                              f"(only a folder written by 'mduit-loc synth' is overwritten)")
-        if not (root / MANIFEST).is_file():
+        if not (root / MANIFEST).is_file() and not interrupted:
             raise MduitError(f"refusing to overwrite {root}: it has no {MANIFEST}, so it was not written by "
                              f"'mduit-loc synth'")
         for child in root.iterdir():
             shutil.rmtree(child) if child.is_dir() else child.unlink()
     root.mkdir(parents=True, exist_ok=True)
+    (root / RENDERING_MARKER).write_text("rendering; removed when 'mduit-loc synth' finishes\n")
 
 
 def generate(root: str | Path, preset: SynthPreset, seed: int = 0, workers: int = 1, progress: bool = True,
@@ -146,15 +179,16 @@ def generate(root: str | Path, preset: SynthPreset, seed: int = 0, workers: int 
 
     jobs = [(condition, frame.index, camera) for condition in ALL_CONDITIONS
             for frame in town.traversals[condition].frames for camera in CAMERAS]
-    database_images: dict[tuple[int, str], np.ndarray] = {}
+    grid = pixel_grid(preset.image_size, preset.points_per_image)
+    grid_colours: dict[tuple[int, str], np.ndarray] = {}
     for (condition, index, camera), image in _render_all(town, jobs, workers, seed, progress):
         frame = town.traversals[condition].frames[index]
         writer.write_image(frame.name(camera), image, quality=preset.jpeg_quality)
         if condition == REFERENCE_CONDITION:
-            database_images[(index, camera)] = image
+            grid_colours[(index, camera)] = image[grid[:, 0], grid[:, 1]]
 
     reference = town.traversals[REFERENCE_CONDITION]
-    points = database_points(town.scene(REFERENCE_CONDITION), preset, database_images)
+    points = database_points(town.scene(REFERENCE_CONDITION), preset, grid_colours)
     _write_models(writer, town, reference, points)
     train = split_frames(town, seed)
     n_train, n_test = _write_queries(writer, town, train)
@@ -166,6 +200,7 @@ def generate(root: str | Path, preset: SynthPreset, seed: int = 0, workers: int 
         "train_frames": n_train, "test_frames": n_test, "locations": preset.n_locations,
         "route_length_m": round(town.world.route.length, 3),
     })
+    (root / RENDERING_MARKER).unlink()
     return SynthResult(root, n_db, n_queries, n_train, n_test, time.perf_counter() - started)
 
 

@@ -54,7 +54,10 @@ def pixel_grid(size: int, count: int) -> np.ndarray:
     return np.column_stack([rows.ravel(), cols.ravel()])
 
 
-def database_points(scene: Scene, preset: SynthPreset, images: dict[tuple[int, str], np.ndarray]) -> DatabasePoints:
+def database_points(scene: Scene, preset: SynthPreset, grid_colours: dict[tuple[int, str], np.ndarray]) -> DatabasePoints:
+    """Points of every database image; ``grid_colours[(frame index, camera)]``: the (k, 3) uint8
+    colours of the rendered image at ``pixel_grid(size, preset.points_per_image)`` (only those are
+    kept while rendering, not whole images: the ``full`` preset's would need tens of GB)."""
     size = preset.image_size
     grid = pixel_grid(size, preset.points_per_image)
     xyz, rgb, owner, pixel = [], [], [], []
@@ -73,7 +76,7 @@ def database_points(scene: Scene, preset: SynthPreset, images: dict[tuple[int, s
             keep[keep] = ~np.isin(view.kind[hits.index[keep]], _TRANSIENT_KINDS)
             points = pose.center[None] + world_dirs[keep] * hits.t[keep, None].astype(np.float64)
             xyz.append(points)
-            rgb.append(images[(frame.index, camera)][grid[keep, 0], grid[keep, 1]])
+            rgb.append(grid_colours[(frame.index, camera)][keep])
             owner.append(np.full(int(keep.sum()), image_index))
             pixel.append(grid[keep][:, ::-1] + 0.5)
             image_index += 1

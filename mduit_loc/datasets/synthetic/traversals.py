@@ -51,7 +51,7 @@ def car_from_camera(camera: str) -> np.ndarray:
     matrix = np.eye(4)
     matrix[:3, :3] = np.stack([right, down, forward], axis=1)
     matrix[:3, 3] = position
-    return matrix
+    return matrix + 0.0  # no negative zeros ("-0") in the written extrinsics
 
 
 def _rotation_zyx(yaw: float, pitch: float, roll: float) -> np.ndarray:
