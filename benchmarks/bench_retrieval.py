@@ -1,18 +1,22 @@
 """Retrieval benchmarks (CPU or GPU, whatever this machine has).
 
-1. Descriptor throughput: MDUIT ``describe`` vs the NetVLAD baseline at the same resolution, in one
-   run (same process, same threads, batches of the two models alternating so that load changes hit
-   both alike; median batch time), untrained weights (speed does not depend on them), batches of
-   random images already in memory (model time only; decoding runs in DataLoader workers).
-   - paper: MDUIT paper preset (c = 256, K = 1024) vs NetVLAD VGG-16 conv5_3 + K = 64 + 4096-D
-     whitening (the official Pitts30k layout), both at 256 x 256;
-   - tiny: MDUIT tiny preset (K = 128) vs the light NetVLAD backbone (K = 32), both at 64 x 64.
+1. Descriptor throughput: MDUIT ``describe`` vs the NetVLAD baseline (VGG-16 conv5_3 + K = 64 +
+   4096-D whitening, the official Pitts30k layout) at the same resolution, in one run (same process,
+   same threads, batches of the models alternating so that load changes hit all alike; median batch
+   time), untrained weights (speed does not depend on them), random images already in memory (model
+   time only; decoding runs in DataLoader workers).
+   - paper: MDUIT paper preset (c = 256, K = 1024) at 256 x 256;
+   - tiny: MDUIT tiny preset (K = 128) at 64 x 64; also the light NetVLAD backbone (K = 32) that
+     ``train-netvlad`` uses by default.
 2. Index search over random unit vectors (D = 128, the dimension of MDUIT ``tiny``'s descriptor;
-   the paper preset's is 1024), N = 1e5 and 1e6: build time, index size, batched latency per query
-   (1000 queries), single-query latency, peak RSS increase while searching, and recall@1 of IVF-PQ
-   relative to Flat. Queries are noisy copies of random database vectors (noise norm 0.5), as a
-   query photo is a noisy view of its place. "Flat (ours)" is the blocked exact engine that
-   ``mduit-loc query`` uses; "Flat (faiss)" is ``IndexFlatIP.search`` for reference.
+   the paper preset's is 1024), N = 1e5 and 1e6: build time, index size in bytes (serialised, =
+   index.faiss), peak RSS increase while building and while searching, batched latency per query
+   (1000 queries), single-query latency, recall@1 of IVF-PQ relative to Flat. Queries are noisy
+   copies of random database vectors (noise norm 0.5), as a query photo is a noisy view of its place.
+   Rows go through ``mduit_loc.retrieval.search.search`` (what ``mduit-loc query`` runs): Flat = the
+   blocked exact engine; "+ camera mask" = ``--per-camera`` with 3 cameras (a third of the database
+   allowed; bitmap selectors for IVF-PQ); "Flat (faiss, one call)" = ``IndexFlatIP.search`` with all
+   queries at once, for reference.
 
 Usage: ``.venv/bin/python benchmarks/bench_retrieval.py [--quick] [--out results.json]``
 (--quick: N = 1e4 / 1e5 and the tiny models only; a few seconds).
@@ -28,8 +32,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+# OpenMP threads that spin while waiting (the default) lose most of their time when the CPUs are
+# shared: FAISS PQ training took 95 s spinning vs 20 s passive on this 2-core machine at load 8.
+# Must be set before the OpenMP runtime starts (numpy / torch / faiss imports). Override to compare.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -37,7 +46,7 @@ from mduit_loc.poses import Pose  # noqa: E402
 from mduit_loc.retrieval.db_table import DatabaseTable  # noqa: E402
 from mduit_loc.retrieval.descriptor_models import ModuleDescriptor  # noqa: E402
 from mduit_loc.retrieval.index import IndexParams, LoadedIndex, build_faiss_index, resolve_params  # noqa: E402
-from mduit_loc.retrieval.search import SearchOptions, search  # noqa: E402
+from mduit_loc.retrieval.search import QueryAttributes, SearchOptions, search  # noqa: E402
 
 
 # --- memory -------------------------------------------------------------------------------------
@@ -67,15 +76,17 @@ def _models(which: str, device: torch.device):
     from mduit_loc.translation.config import preset
     from mduit_loc.translation.mduit import build_mduit
 
-    size = (256, 256) if which == "paper" else (64, 64)
-    mduit = build_mduit(preset(which), warn_untrained_vgg=False)
-    if which == "paper":
-        architecture = NetVLADArchitecture(backbone="vgg16", num_clusters=64, whiten_dim=4096, image_size=size)
-    else:
-        architecture = NetVLADArchitecture(backbone="light", num_clusters=32, image_size=size)
-    netvlad = build_netvlad(architecture)
-    return size, [ModuleDescriptor(mduit.to(device).eval(), "mduit", f"mduit-{which}", "describe", device),
-                  ModuleDescriptor(netvlad.to(device).eval(), netvlad.name, architecture.name, "forward", device)]
+    config = preset(which)
+    size = tuple(config.image_size)
+    models = [ModuleDescriptor(build_mduit(config, warn_untrained_vgg=False).to(device).eval(), "mduit",
+                               f"mduit-{which}", "describe", device)]
+    architectures = [NetVLADArchitecture(backbone="vgg16", num_clusters=64, whiten_dim=4096, image_size=size)]
+    if which == "tiny":
+        architectures.append(NetVLADArchitecture(backbone="light", num_clusters=32, image_size=size))
+    for architecture in architectures:
+        netvlad = build_netvlad(architecture)
+        models.append(ModuleDescriptor(netvlad.to(device).eval(), netvlad.name, architecture.name, "forward", device))
+    return size, models
 
 
 def _timed_batch(descriptor, images, device) -> float:
@@ -86,22 +97,22 @@ def _timed_batch(descriptor, images, device) -> float:
     return time.perf_counter() - start
 
 
-def bench_descriptors(which: str, batch: int, seconds: float, device: torch.device) -> dict:
-    """Batches of the two models alternate, so a change of machine load hits both alike."""
-    size, (mduit, netvlad) = _models(which, device)
+def bench_descriptors(which: str, batch: int, seconds: float, device: torch.device) -> list[dict]:
+    """Batches of the models alternate, so a change of machine load hits all of them alike."""
+    size, models = _models(which, device)
     images = torch.rand(batch, 3, *size, device=device)
-    for descriptor in (mduit, netvlad):  # warm-up: allocations, oneDNN / cuDNN kernel choice
+    for descriptor in models:  # warm-up: allocations, oneDNN / cuDNN kernel choice
         descriptor(images), descriptor(images)
-    times: dict[str, list[float]] = {"mduit": [], "netvlad": []}
+    times: list[list[float]] = [[] for _ in models]
     start = time.perf_counter()
-    while len(times["mduit"]) < 3 or time.perf_counter() - start < seconds:
-        times["mduit"].append(_timed_batch(mduit, images, device))
-        times["netvlad"].append(_timed_batch(netvlad, images, device))
-    rates = {name: batch / statistics.median(values) for name, values in times.items()}
-    return {"models": which, "resolution": list(size), "batch": batch, "batches": len(times["mduit"]),
-            "device": str(device), "threads": torch.get_num_threads(), "mduit_dim": mduit.dim,
-            "netvlad_dim": netvlad.dim, "mduit_per_s": rates["mduit"], "netvlad_per_s": rates["netvlad"],
-            "mduit_over_netvlad": rates["mduit"] / rates["netvlad"]}
+    while len(times[0]) < 3 or time.perf_counter() - start < seconds:
+        for descriptor, spent in zip(models, times):
+            spent.append(_timed_batch(descriptor, images, device))
+    rates = [batch / statistics.median(spent) for spent in times]
+    return [{"preset": which, "model": descriptor.name, "resolution": "x".join(map(str, size)), "dim": descriptor.dim,
+             "batch": batch, "batches": len(spent), "device": str(device), "threads": torch.get_num_threads(),
+             "images_per_s": rate, "mduit_over_this": rates[0] / rate}
+            for descriptor, spent, rate in zip(models, times, rates)]
 
 
 # --- index search -------------------------------------------------------------------------------
@@ -117,7 +128,8 @@ def _table(num: int) -> DatabaseTable:
     identity = Pose.identity()
     table = DatabaseTable.build(["x"], ["rear"], [None], [identity], ["original"])
     table.image_names = [str(i) for i in range(num)]  # names are not used by the search itself
-    table.image_cameras = np.zeros(num, np.int64)
+    table.cameras = ["left", "rear", "right"]
+    table.image_cameras = np.arange(num, dtype=np.int64) % 3  # for the --per-camera rows
     table.image_locations = np.full(num, -1, np.int64)
     table.image_poses = np.zeros((num, 7))
     table.vector_images = np.arange(num, dtype=np.int64)
@@ -130,28 +142,30 @@ def _loaded(vectors, table, params: IndexParams):
 
     params = resolve_params(params, len(vectors), vectors.shape[1])
     start = time.perf_counter()
-    index = build_faiss_index(vectors, params)
+    index, build_peak_mb = peak_rss_increase_mb(lambda: build_faiss_index(vectors, params))
     build_s = time.perf_counter() - start
-    size_mb = faiss.serialize_index(index).nbytes / 2**20
+    size_bytes = int(faiss.serialize_index(index).nbytes)  # what index.faiss takes on disk (and about in RAM)
     manifest = {"index": {"type": params.type, "nprobe": params.nprobe}, "descriptor": {"dim": vectors.shape[1]}}
-    return LoadedIndex(None, manifest, index, table), params, build_s, size_mb
+    return LoadedIndex(None, manifest, index, table), params, build_s, {"size_bytes": size_bytes,
+                                                                        "build_peak_mb": build_peak_mb}
 
 
-def _latencies(loaded, queries, options, singles: int = 20):
+def _latencies(loaded, queries, options, attributes=None, singles: int = 20):
     start = time.perf_counter()
-    result, peak_mb = peak_rss_increase_mb(lambda: search(loaded, queries, options))
+    result, peak_mb = peak_rss_increase_mb(lambda: search(loaded, queries, options, attributes))
     batched_ms = (time.perf_counter() - start) * 1000 / len(queries)
     single = []
     for row in range(singles):
+        one = None if attributes is None else QueryAttributes(attributes.cameras[row:row + 1],
+                                                              attributes.locations[row:row + 1])
         start = time.perf_counter()
-        search(loaded, queries[row:row + 1], options)
+        search(loaded, queries[row:row + 1], options, one)
         single.append((time.perf_counter() - start) * 1000)
-    return result, batched_ms, statistics.median(single), peak_mb
+    return result, {"batched_ms_per_query": batched_ms, "single_query_ms": statistics.median(single),
+                    "peak_search_mb": peak_mb}
 
 
 def bench_index(num: int, dim: int, num_queries: int, nlist: int, nprobes: list[int], seed: int = 0) -> list[dict]:
-    import faiss
-
     rng = np.random.default_rng(seed)
     vectors = random_unit(rng, num, dim)
     targets = rng.choice(num, num_queries, replace=False)
@@ -159,33 +173,44 @@ def bench_index(num: int, dim: int, num_queries: int, nlist: int, nprobes: list[
     queries = vectors[targets] + noise
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     table = _table(num)
+    # Each query is restricted to the camera of its source image (what --per-camera does).
+    cameras = QueryAttributes(table.image_cameras[targets], np.full(num_queries, -1, np.int64))
+    masked = SearchOptions(k=1, per_camera=True)
     rows = []
-    flat, params, build_s, size_mb = _loaded(vectors, table, IndexParams("flat"))
-    reference, batched, single, peak = _latencies(flat, queries, SearchOptions(k=1))
+    flat, params, build_s, sizes = _loaded(vectors, table, IndexParams("flat"))
+    common = {"N": num, "D": dim, "build_s": build_s, **sizes}
+    reference, timings = _latencies(flat, queries, SearchOptions(k=1))
     truth = reference.image_ids[:, 0]
-    rows.append({"N": num, "D": dim, "index": "Flat (ours)", "build_s": build_s, "size_mb": size_mb,
-                 "batched_ms_per_query": batched, "single_query_ms": single, "peak_search_mb": peak,
-                 "recall@1_vs_flat": 1.0, "flat_finds_source": float((truth == targets).mean()),
+    rows.append({**common, "index": "Flat", **timings, "recall@1_vs_flat": 1.0,
+                 "flat_finds_source": float((truth == targets).mean()),
                  # what a dense query x database similarity matrix (hloc's approach) would hold
                  "dense_matrix_mb": num_queries * num * 4 / 2**20})
+    faiss_flat = flat.faiss_index
     start = time.perf_counter()
-    _, faiss_ids = flat.faiss_index.search(queries, 1)
-    rows.append({"N": num, "D": dim, "index": "Flat (faiss)", "build_s": build_s, "size_mb": size_mb,
+    (_, faiss_ids), peak_mb = peak_rss_increase_mb(lambda: faiss_flat.search(queries, 1))
+    rows.append({**common, "index": "Flat (faiss, one call)", "peak_search_mb": peak_mb,
                  "batched_ms_per_query": (time.perf_counter() - start) * 1000 / num_queries,
                  "recall@1_vs_flat": float((faiss_ids[:, 0] == truth).mean())})
-    pq, params, build_s, size_mb = _loaded(vectors, table, IndexParams("ivf-pq", nlist=nlist))
+    masked_reference, timings = _latencies(flat, queries, masked, cameras)
+    masked_truth = masked_reference.image_ids[:, 0]
+    rows.append({**common, "index": "Flat + camera mask", **timings, "recall@1_vs_flat": 1.0})
+    pq, params, build_s, sizes = _loaded(vectors, table, IndexParams("ivf-pq", nlist=nlist))
+    common = {"N": num, "D": dim, "build_s": build_s, **sizes}
+    name = f"IVF{params.nlist},PQ{params.pq_m}x{params.pq_nbits}"
     for nprobe in nprobes:
-        result, batched, single, peak = _latencies(pq, queries, SearchOptions(k=1, nprobe=nprobe))
-        rows.append({"N": num, "D": dim, "index": f"IVF{params.nlist},PQ{params.pq_m}x{params.pq_nbits} nprobe={nprobe}",
-                     "build_s": build_s, "size_mb": size_mb, "batched_ms_per_query": batched,
-                     "single_query_ms": single, "peak_search_mb": peak,
+        result, timings = _latencies(pq, queries, SearchOptions(k=1, nprobe=nprobe))
+        rows.append({**common, "index": f"{name} nprobe={nprobe}", **timings,
                      "recall@1_vs_flat": float((result.image_ids[:, 0] == truth).mean())})
-    del vectors, flat, pq
+    result, timings = _latencies(pq, queries, SearchOptions(k=1, nprobe=nprobes[-1], per_camera=True), cameras)
+    rows.append({**common, "index": f"{name} nprobe={nprobes[-1]} + camera mask", **timings,
+                 "recall@1_vs_flat": float((result.image_ids[:, 0] == masked_truth).mean())})
     return rows
 
 
 def _print_table(rows: list[dict], columns: list[str]) -> None:
     def cell(value):
+        if isinstance(value, int) and value >= 10_000:
+            return f"{value:,}"
         return f"{value:.3g}" if isinstance(value, float) else str(value)
 
     print("| " + " | ".join(columns) + " |")
@@ -207,19 +232,21 @@ def main(argv=None) -> int:
     report = {"descriptors": [], "index": []}
     with torch.inference_mode():
         for which in (["tiny"] if args.quick else ["tiny", "paper"]):
-            report["descriptors"].append(bench_descriptors(which, batch=8 if which == "paper" else 32,
-                                                           seconds=2.0 if args.quick else 8.0, device=device))
-    _print_table(report["descriptors"], ["models", "resolution", "device", "threads", "mduit_dim", "netvlad_dim",
-                                         "mduit_per_s", "netvlad_per_s", "mduit_over_netvlad"])
+            report["descriptors"] += bench_descriptors(which, batch=4 if which == "paper" else 32,
+                                                       seconds=2.0 if args.quick else 40.0, device=device)
+    _print_table(report["descriptors"], ["preset", "resolution", "model", "dim", "device", "threads", "batches",
+                                         "images_per_s", "mduit_over_this"])
     sizes = [(10_000, 100), (100_000, 316)] if args.quick else [(100_000, 316), (1_000_000, 1000)]
     for num, nlist in sizes:
         report["index"] += bench_index(num, args.dim, args.queries, nlist, nprobes=[8, 32])
     print()
-    _print_table(report["index"], ["N", "D", "index", "build_s", "size_mb", "batched_ms_per_query",
-                                   "single_query_ms", "peak_search_mb", "dense_matrix_mb", "recall@1_vs_flat"])
+    _print_table(report["index"], ["N", "D", "index", "build_s", "size_bytes", "build_peak_mb",
+                                   "batched_ms_per_query", "single_query_ms", "peak_search_mb", "dense_matrix_mb",
+                                   "recall@1_vs_flat"])
     report["total_s"] = time.perf_counter() - started
     report["load_average_1_5_15min"] = list(os.getloadavg())
     report["cpu_count"] = os.cpu_count()
+    report["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
     print(f"\ntotal {report['total_s']:.0f} s; load average {report['load_average_1_5_15min']} on "
           f"{report['cpu_count']} CPUs (shared machines make timings noisy; compare within one run)")
     if args.out:

@@ -16,15 +16,20 @@ COLMAP model) or a ``LocalizationDataset``; ``model`` an MDUIT/NetVLAD run, a Ne
 inputs (files, folders, list files, dataset folders), a list of ``QueryItem`` or a
 ``LocalizationDataset`` (its queries of ``options.split``); ``out`` (optional) receives pairs.txt,
 poses.txt, scores.csv, queries.csv, summary.json (see ``mduit_loc.retrieval.outputs``).
+
+To localize many small batches (a demo), load the index and the model once::
+
+    localizer = Localizer(index_dir, QueryOptions(top_k=5, pose="pnp"))
+    results = localizer.localize([Path("photo.jpg")])     # repeatable; database SIFT features are cached
 """
 from __future__ import annotations
 
 from mduit_loc.retrieval.build import build_index
-from mduit_loc.retrieval.localize import LocalizationResults, localize
+from mduit_loc.retrieval.localize import LocalizationResults, Localizer, localize
 from mduit_loc.retrieval.options import IndexOptions, QueryOptions
 from mduit_loc.retrieval.query_inputs import QueryItem
 from mduit_loc.retrieval.refine import RefineOptions, RefineResult
 from mduit_loc.retrieval.translated_db import AppearanceOptions
 
-__all__ = ["build_index", "localize", "IndexOptions", "QueryOptions", "LocalizationResults", "QueryItem",
+__all__ = ["build_index", "localize", "Localizer", "IndexOptions", "QueryOptions", "LocalizationResults", "QueryItem",
            "RefineOptions", "RefineResult", "AppearanceOptions"]

@@ -113,7 +113,7 @@ def build_index(db: str | Path | LocalizationDataset, model: str | Path, out: st
     table = DatabaseTable.build(names, [i.camera for i in images], [i.location for i in images],
                                 [i.pose for i in images], appearance_names)
     params = index_io.resolve_params(options.params(), len(vectors), descriptor.dim)
-    faiss_index = index_io.build_faiss_index(vectors, params)
+    faiss_index = index_io.build_faiss_index(vectors, params, use_gpu=device.type == "cuda")
     intrinsics = {camera: asdict(k) for camera, k in dataset.intrinsics.items()}
     manifest = index_io.make_manifest(descriptor.describe_identity(), params, table, dataset_info(dataset),
                                       intrinsics, translation, len(report.failed))

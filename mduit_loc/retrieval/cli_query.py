@@ -42,9 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=SPLITS, default="all", help="queries of a dataset given as --images")
     group = parser.add_argument_group("pnp refinement")
     group.add_argument("--pnp-db-images", type=positive_int, default=5, help="top images matched (default: 5)")
-    group.add_argument("--pnp-min-inliers", type=positive_int, default=12, help="accept a PnP pose with at least "
-                                                                                 "this many inliers (default: 12)")
-    group.add_argument("--pnp-max-error", type=float, default=8.0, help="RANSAC reprojection error in px (default: 8)")
+    group.add_argument("--pnp-min-inliers", type=positive_int, default=20, help="accept a PnP pose with at least "
+                                                                                 "this many inliers (default: 20)")
+    group.add_argument("--pnp-max-error", type=float, help="RANSAC reprojection error in px "
+                                                          "(default: 1%% of the query's longest side, >= 1 px)")
+    group.add_argument("--pnp-lift-radius", type=float, help="database keypoints within this many px of the map's "
+                                                            "3D structure are lifted (default: 1.5 x its spacing)")
     add_loading_arguments(parser)
 
 
@@ -53,7 +56,7 @@ def run(args) -> int:
 
     setup_logging()
     refine = RefineOptions(num_db_images=args.pnp_db_images, min_inliers=args.pnp_min_inliers,
-                           ransac_max_error_px=args.pnp_max_error)
+                           ransac_max_error_px=args.pnp_max_error, lift_radius_px=args.pnp_lift_radius)
     options = QueryOptions(args.top_k, args.per_camera, args.per_location, args.pose, args.pose_top_k, args.alpha,
                            args.nprobe, args.model, args.data, str(args.image_root) if args.image_root else None,
                            args.split, refine, args.batch_size, args.num_workers, args.on_error, args.device,

@@ -159,7 +159,8 @@ def load_descriptor(spec: str | Path, device: torch.device | str = "cpu") -> Glo
     prefix = text.split(":", 1)[0]
     if prefix in _FACTORIES and not Path(text).exists():
         return _FACTORIES[prefix](text, device)
-    path = Path(text)
+    # Absolute: the spec is stored in the index manifest and must work from any working directory.
+    path = Path(text).expanduser().resolve() if Path(text).exists() else Path(text)
     if path.is_file() and path.name == "model.pt":
         path = path.parent
     if path.is_file() and path.suffix.lower() == ".mat":

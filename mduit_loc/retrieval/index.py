@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ APPEARANCES_FILE = "appearances.json"
 TRANSLATIONS_DIR = "translations"
 FAILED_FILE = "failed_images.txt"
 INDEX_TYPES = ("flat", "ivf", "ivf-pq")
+log = logging.getLogger(__name__)
 _MAX_TRAIN_POINTS_PER_CENTROID = 64  # FAISS wants >= 39; more costs training time, not recall
 
 
@@ -89,28 +91,44 @@ def resolve_params(params: IndexParams, num_vectors: int, dim: int) -> IndexPara
     return resolved
 
 
-def build_faiss_index(vectors: np.ndarray, params: IndexParams):
-    """Create, train (IVF types) and fill an inner-product index; ``params`` must be resolved."""
+def build_faiss_index(vectors: np.ndarray, params: IndexParams, use_gpu: bool = False):
+    """Create, train (IVF types) and fill an inner-product index; ``params`` must be resolved.
+
+    With ``use_gpu`` and faiss-gpu with a GPU present, IVF training (k-means, the slow part) and
+    adding run on the GPU; the index returned is always a CPU index (it is saved, and masked searches
+    need CPU selectors).
+    """
     import faiss
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     num_vectors, dim = vectors.shape
     if params.type == "flat":
         index = faiss.IndexFlatIP(dim)
+        index.add(vectors)
+        return index
+    quantizer = faiss.IndexFlatIP(dim)
+    if params.type == "ivf":
+        index = faiss.IndexIVFFlat(quantizer, dim, params.nlist, faiss.METRIC_INNER_PRODUCT)
     else:
-        quantizer = faiss.IndexFlatIP(dim)
-        if params.type == "ivf":
-            index = faiss.IndexIVFFlat(quantizer, dim, params.nlist, faiss.METRIC_INNER_PRODUCT)
-        else:
-            index = faiss.IndexIVFPQ(quantizer, dim, params.nlist, params.pq_m, params.pq_nbits,
-                                     faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = params.seed
-        index.nprobe = params.nprobe
-        max_train = max(params.nlist, 2 ** params.pq_nbits if params.type == "ivf-pq" else 0)
-        max_train *= _MAX_TRAIN_POINTS_PER_CENTROID
-        rng = np.random.default_rng(params.seed)
-        sample = vectors if num_vectors <= max_train else vectors[np.sort(rng.choice(num_vectors, max_train, replace=False))]
-        index.train(sample)
+        index = faiss.IndexIVFPQ(quantizer, dim, params.nlist, params.pq_m, params.pq_nbits,
+                                 faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = params.seed
+    index.nprobe = params.nprobe
+    max_train = max(params.nlist, 2 ** params.pq_nbits if params.type == "ivf-pq" else 0)
+    max_train *= _MAX_TRAIN_POINTS_PER_CENTROID
+    rng = np.random.default_rng(params.seed)
+    sample = vectors
+    if num_vectors > max_train:
+        sample = vectors[np.sort(rng.choice(num_vectors, max_train, replace=False))]
+    if use_gpu and faiss_gpu_available():
+        try:
+            gpu_index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+            gpu_index.train(sample)
+            gpu_index.add(vectors)
+            return faiss.index_gpu_to_cpu(gpu_index)
+        except RuntimeError as err:  # e.g. a PQ layout the GPU kernels do not support
+            log.warning("FAISS GPU training failed (%s); training on the CPU", str(err).splitlines()[-1])
+    index.train(sample)
     index.add(vectors)
     return index
 

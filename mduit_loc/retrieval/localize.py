@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mduit_loc.datasets.types import Intrinsics, LocalizationDataset
-from mduit_loc.errors import MduitError
+from mduit_loc.errors import DataNotFoundError, MduitError
 from mduit_loc.poses import Pose
 from mduit_loc.retrieval.db_table import NO_LOCATION
 from mduit_loc.retrieval.descriptor_models import load_descriptor
@@ -80,77 +80,120 @@ def _attributes(items: list[QueryItem], loaded: LoadedIndex, options: QueryOptio
     return QueryAttributes(cameras, locations)
 
 
+def _query_descriptor(loaded: LoadedIndex, model: str | None, device):
+    """The model given, else the one the index was built with (found again by its stored spec)."""
+    if model is not None:
+        return load_descriptor(model, device)
+    spec = loaded.manifest["descriptor"].get("spec")
+    try:
+        return load_descriptor(spec, device)
+    except DataNotFoundError as err:
+        raise DataNotFoundError(err.path, "descriptor model of the index",
+                                f"the index {loaded.path} was built with {spec!r}, which is gone; pass --model "
+                                "with the same model (its checksum is checked)") from None
+
+
 def _intrinsics(manifest: dict) -> dict[str, Intrinsics]:
     return {camera: Intrinsics(**values) for camera, values in (manifest.get("intrinsics") or {}).items()}
 
 
-def _refine_all(items, image_ids, fallback: dict[int, Pose], loaded: LoadedIndex, options: QueryOptions):
-    from mduit_loc.retrieval.scene3d import load_scene
+@dataclass
+class _MapForRefinement:
+    """What PnP needs of the map, loaded once: structure, intrinsics, image root, a SIFT refiner
+    (which caches database features across queries)."""
 
-    manifest = loaded.manifest
-    info = dict(manifest.get("dataset") or {})
-    intrinsics = _intrinsics(manifest)
-    if options.data is not None:  # the map moved: take its files from the dataset given
-        from mduit_loc.datasets import open_dataset
+    refiner: PoseRefiner
+    intrinsics: dict[str, Intrinsics]
+    image_root: Path
 
-        dataset = open_dataset(options.data, options.image_root)
-        info = {"root": str(dataset.root), "image_root": str(dataset.image_root), "kind": dataset.kind,
-                "nvm_path": str(dataset.nvm_path) if dataset.nvm_path else None}
-        intrinsics = dict(dataset.intrinsics) or intrinsics
-    root = Path(info.get("root") or ".")
-    image_root = Path(info.get("image_root") or root)
-    scene = load_scene(root, info.get("kind", ""), intrinsics, Path(info["nvm_path"]) if info.get("nvm_path") else None)
-    refiner = PoseRefiner(scene, options.refine)
-    table = loaded.table
+    @classmethod
+    def load(cls, loaded: LoadedIndex, options: QueryOptions) -> "_MapForRefinement":
+        from mduit_loc.retrieval.scene3d import load_scene
+
+        info = dict(loaded.manifest.get("dataset") or {})
+        intrinsics = _intrinsics(loaded.manifest)
+        if options.data is not None:  # the map moved: take its files from the dataset given
+            from mduit_loc.datasets import open_dataset
+
+            dataset = open_dataset(options.data, options.image_root)
+            info = {"root": str(dataset.root), "image_root": str(dataset.image_root), "kind": dataset.kind,
+                    "nvm_path": str(dataset.nvm_path) if dataset.nvm_path else None}
+            intrinsics = dict(dataset.intrinsics) or intrinsics
+        root = Path(info.get("root") or ".")
+        nvm_path = Path(info["nvm_path"]) if info.get("nvm_path") else None
+        scene = load_scene(root, info.get("kind", ""), intrinsics, nvm_path)
+        return cls(PoseRefiner(scene, options.refine), intrinsics, Path(info.get("image_root") or root))
+
+
+def _refine_all(items, image_ids, fallback: dict[int, Pose], table, scene_map: _MapForRefinement,
+                progress: bool) -> dict[int, RefineResult]:
+    intrinsics = scene_map.intrinsics
     single = next(iter(intrinsics.values())) if len(intrinsics) == 1 else None
     results: dict[int, RefineResult] = {}
     for row in tqdm(sorted(fallback), desc="pnp refinement", unit="query", file=sys.stderr,
-                    disable=not options.progress or None, leave=False):
-        retrieved = [RetrievedImage(table.image_names[i], image_root / table.image_names[i], table.pose(i),
+                    disable=not progress or None, leave=False):
+        retrieved = [RetrievedImage(table.image_names[i], scene_map.image_root / table.image_names[i], table.pose(i),
                                     intrinsics.get(table.cameras[table.image_cameras[i]]))
                      for i in image_ids[row] if i >= 0]
         query = items[row]
-        results[row] = refiner.refine(query.path, intrinsics.get(query.camera, single), retrieved, fallback[row])
+        results[row] = scene_map.refiner.refine(query.path, intrinsics.get(query.camera, single), retrieved,
+                                                fallback[row])
     return results
+
+
+class Localizer:
+    """An index with its descriptor model (and, for ``pnp``, the map's structure) loaded once, to
+    localize query batches one after another (a demo, a service); ``localize()`` is one call of it."""
+
+    def __init__(self, index: str | Path, options: QueryOptions | None = None):
+        self.options = options or QueryOptions()
+        self.index = load_index(index)
+        self.device = resolve_device(self.options.device)
+        self.descriptor = _query_descriptor(self.index, self.options.model, self.device)
+        check_descriptor(self.index.manifest, self.descriptor.describe_identity(), self.index.path)
+        self._map: _MapForRefinement | None = None
+
+    def localize(self, queries, out: str | Path | None = None) -> LocalizationResults:
+        """``queries``: ``--images`` inputs, QueryItems or a dataset; ``out``: folder for the result files."""
+        options, loaded = self.options, self.index
+        items = _query_items(queries, options, loaded.manifest, loaded.table.cameras)
+        if not items:
+            raise MduitError("the query list is empty")
+        vectors, ok, failed = compute_descriptors(self.descriptor, [item.path for item in items], options.extract(),
+                                                  desc="describing queries")
+        if failed:
+            log.warning("%d query image(s) could not be read and were skipped: %s", len(failed),
+                        ", ".join(str(f.path) for f in failed[:5]))
+        items = [item for item, good in zip(items, ok) if good]
+        if not items:
+            raise MduitError("none of the query images could be read")
+        attributes = _attributes(items, loaded, options)
+        search_options = SearchOptions(options.top_k, options.per_camera, options.per_location, options.nprobe,
+                                       options.query_chunk, device=str(self.device))
+        found = search(loaded, vectors[ok], search_options, attributes)
+
+        method = "top1" if options.pose == "pnp" else options.pose
+        row_poses = estimate_poses(found.image_ids, found.scores, loaded.table, method, options.pose_top_k,
+                                   options.alpha)
+        refinement: dict[str, RefineResult] = {}
+        if options.pose == "pnp":
+            if self._map is None:
+                self._map = _MapForRefinement.load(loaded, options)
+            refined = _refine_all(items, found.image_ids, row_poses, loaded.table, self._map, options.progress)
+            row_poses = {row: result.pose for row, result in refined.items()}
+            refinement = {items[row].name: result for row, result in refined.items()}
+        results = _collect(items, found, row_poses, loaded, options.pose, refinement, failed)
+        if out is not None:
+            from mduit_loc.retrieval.outputs import write_results
+
+            write_results(out, results, _summary(results, loaded, options))
+        return results
 
 
 def localize(index: str | Path, queries, options: QueryOptions | None = None,
              out: str | Path | None = None) -> LocalizationResults:
     """Localize ``queries`` (``--images`` inputs, QueryItems or a dataset) against ``index``."""
-    options = options or QueryOptions()
-    loaded = load_index(index)
-    device = resolve_device(options.device)
-    descriptor = load_descriptor(options.model or loaded.manifest["descriptor"]["spec"], device)
-    check_descriptor(loaded.manifest, descriptor.describe_identity(), loaded.path)
-    items = _query_items(queries, options, loaded.manifest, loaded.table.cameras)
-    if not items:
-        raise MduitError("the query list is empty")
-    vectors, ok, failed = compute_descriptors(descriptor, [item.path for item in items], options.extract(),
-                                              desc="describing queries")
-    if failed:
-        log.warning("%d query image(s) could not be read and were skipped: %s", len(failed),
-                    ", ".join(str(f.path) for f in failed[:5]))
-    items = [item for item, good in zip(items, ok) if good]
-    if not items:
-        raise MduitError("none of the query images could be read")
-    attributes = _attributes(items, loaded, options)
-    search_options = SearchOptions(options.top_k, options.per_camera, options.per_location, options.nprobe,
-                                   options.query_chunk, device=str(device))
-    found = search(loaded, vectors[ok], search_options, attributes)
-
-    method = "top1" if options.pose == "pnp" else options.pose
-    row_poses = estimate_poses(found.image_ids, found.scores, loaded.table, method, options.pose_top_k, options.alpha)
-    refinement: dict[str, RefineResult] = {}
-    if options.pose == "pnp":
-        refined = _refine_all(items, found.image_ids, row_poses, loaded, options)
-        row_poses = {row: result.pose for row, result in refined.items()}
-        refinement = {items[row].name: result for row, result in refined.items()}
-    results = _collect(items, found, row_poses, loaded, options.pose, refinement, failed)
-    if out is not None:
-        from mduit_loc.retrieval.outputs import write_results
-
-        write_results(out, results, _summary(results, loaded, options))
-    return results
+    return Localizer(index, options).localize(queries, out)
 
 
 def _collect(items, found, row_poses, loaded, pose_method, refinement, failed) -> LocalizationResults:

@@ -2,7 +2,8 @@
 
 For each query: SIFT on the query and on its top database images (database features are cached),
 mutual-check + ratio-test matching, matched database keypoints lifted to 3D through the map's
-structure (``scene3d``), then ``pycolmap.estimate_and_refine_absolute_pose`` (LO-RANSAC P3P +
+structure (``scene3d``: back-projected at the depth of the nearby structure), then
+``pycolmap.estimate_and_refine_absolute_pose`` (LO-RANSAC P3P +
 non-linear refinement) on all 2D-3D correspondences at once. When anything fails — no structure,
 no intrinsics, too few correspondences or inliers — the retrieval pose is kept and the reason is
 reported in ``RefineResult.status``.
@@ -21,16 +22,21 @@ from mduit_loc.poses import Pose
 from mduit_loc.retrieval.scene3d import Scene
 
 
-
 @dataclass
 class RefineOptions:
     num_db_images: int = 5          # top retrieved database images to match against
     max_image_size: int = 1024      # SIFT runs on images down-scaled to this longest side
     max_features: int = 4096
     match_ratio: float = 0.8
-    lift_radius_px: float = 3.0     # keypoint-to-structure distance (database image pixels)
-    ransac_max_error_px: float = 8.0
-    min_inliers: int = 12
+    lift_radius_px: float | None = None      # keypoint-to-structure distance; None: adapts to the structure
+    ransac_max_error_px: float | None = None  # None: 1 % of the query's longest side (10 px at 1024), >= 1 px
+    min_inliers: int = 20            # with fewer, wide-angle low-res images (synthetic) gave wrong poses
+
+    def ransac_threshold(self, intrinsics: Intrinsics) -> float:
+        """A fixed pixel threshold would be 10x looser on 112-px images than on 1024-px ones."""
+        if self.ransac_max_error_px is not None:
+            return self.ransac_max_error_px
+        return max(1.0, 0.01 * max(intrinsics.width, intrinsics.height))
 
 
 @dataclass
@@ -105,7 +111,7 @@ def estimate_pose(points2d: np.ndarray, points3d: np.ndarray, intrinsics: Intrin
     if len(points2d) < 4:
         return None, 0
     estimation = pycolmap.AbsolutePoseEstimationOptions()
-    estimation.ransac.max_error = options.ransac_max_error_px
+    estimation.ransac.max_error = options.ransac_threshold(intrinsics)
     estimation.ransac.random_seed = 0
     result = pycolmap.estimate_and_refine_absolute_pose(
         np.asarray(points2d, np.float64), np.asarray(points3d, np.float64), pinhole_camera(intrinsics),

@@ -80,3 +80,18 @@ def test_weighted_pose_of_two_equal_rotations_is_the_similarity_weighted_centre(
     expected_center = (w_a * first.center + w_b * second.center) / (w_a + w_b)
     assert pose.center == pytest.approx(expected_center, abs=1e-5)
     assert pose.allclose(fakes.pose(same_rotation, -pose.R @ expected_center), atol=1e-5)
+
+
+def test_localizer_loads_once_and_answers_batch_after_batch_like_localize(color_index, tmp_path):
+    from mduit_loc.retrieval.api import Localizer
+
+    dataset, index_dir = color_index
+    localizer = Localizer(index_dir, QueryOptions(top_k=3, num_workers=0, progress=False, device="cpu"))
+    descriptor = localizer.descriptor
+    first = localizer.localize([dataset.image_path("night/rear/q1.png")])
+    second = localizer.localize([dataset.image_path("night/left/q2.png")], out=tmp_path / "second")
+    assert localizer.descriptor is descriptor
+    golden = (GOLDEN / "pairs_top3.txt").read_text().splitlines()
+    assert [f"night/rear/q1.png {db}" for db in first.pairs["night/rear/q1.png"]] == golden[:3]
+    assert [f"night/left/q2.png {db}" for db in second.pairs["night/left/q2.png"]] == golden[3:]
+    assert read_pairs(tmp_path / "second" / "pairs.txt") == {"night/left/q2.png": second.pairs["night/left/q2.png"]}

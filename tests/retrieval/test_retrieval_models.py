@@ -96,3 +96,35 @@ def test_bad_model_specs_are_clear_errors(tmp_path):
     (tmp_path / "run" / "run.json").write_text('{"kind": "sift"}')
     with pytest.raises(FormatError, match='"kind": "mduit" or "netvlad"'):
         load_descriptor(tmp_path / "run", "cpu")
+
+
+def test_index_remembers_the_model_by_absolute_path_and_asks_for_it_when_moved(netvlad_run, dataset, tmp_path,
+                                                                                monkeypatch):
+    import shutil
+
+    from mduit_loc.errors import DataNotFoundError
+
+    run = tmp_path / "runs" / "nv"
+    shutil.copytree(netvlad_run, run)
+    monkeypatch.chdir(tmp_path)
+    index_dir = build_index(dataset, "runs/nv", tmp_path / "index", IndexOptions(**OPTIONS))
+    assert load_index(index_dir).manifest["descriptor"]["spec"] == str(run)
+    monkeypatch.chdir(tmp_path / "runs")  # another working directory: the stored spec still works
+    assert len(localize(index_dir, dataset, QueryOptions(top_k=1, **OPTIONS)).poses) == 2
+    run.rename(tmp_path / "moved")
+    with pytest.raises(DataNotFoundError, match="was built with .*nv'.*pass --model"):
+        localize(index_dir, dataset, QueryOptions(top_k=1, **OPTIONS))
+    moved = QueryOptions(top_k=1, model=str(tmp_path / "moved"), **OPTIONS)
+    assert len(localize(index_dir, dataset, moved).poses) == 2
+
+
+def test_official_netvlad_mat_checkpoint_through_the_registry(dataset, tmp_path):
+    from .netvlad.netvlad_helpers import tiny_net_layers, write_net_mat
+
+    mat = write_net_mat(tmp_path / "Tiny_struct.mat", tiny_net_layers(np.random.default_rng(0)))
+    descriptor = load_descriptor(mat, "cpu")
+    vectors = descriptor(torch.rand(2, 3, *descriptor.image_size))
+    assert vectors.shape == (2, descriptor.dim) and torch.linalg.norm(vectors, dim=1) == pytest.approx(torch.ones(2))
+    index_dir = build_index(dataset, mat, tmp_path / "index", IndexOptions(**OPTIONS))
+    assert load_index(index_dir).manifest["descriptor"]["spec"] == str(mat.resolve())
+    assert all(len(r) == 2 for r in localize(index_dir, dataset, QueryOptions(top_k=2, **OPTIONS)).pairs.values())

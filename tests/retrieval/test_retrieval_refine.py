@@ -11,7 +11,7 @@ from mduit_loc.datasets.types import Intrinsics
 from mduit_loc.poses import Pose, pose_errors, yaw_pose
 from mduit_loc.retrieval.api import IndexOptions, QueryOptions, build_index, localize
 from mduit_loc.retrieval.refine import PoseRefiner, RefineOptions, RetrievedImage, estimate_pose
-from mduit_loc.retrieval.scene3d import PointCloudScene, project_points
+from mduit_loc.retrieval.scene3d import ImageStructure, PointCloudScene, ViewGeometry, project_points
 
 INTRINSICS = Intrinsics(250.0, 250.0, 160.0, 120.0, 320, 240)
 DB_POSE = yaw_pose(0, (0.0, 0.0, 1.5))
@@ -47,6 +47,43 @@ def test_projection_keeps_the_nearest_point_per_cell():
     assert structure.pixels.tolist() == [[160.0, 120.0], [222.5, 120.0]]
 
 
+def test_lifting_back_projects_the_keypoint_at_the_neighbours_depth_and_refuses_depth_edges():
+    camera = ViewGeometry.pinhole(Pose.identity(), INTRINSICS)
+    # Two structure pixels at depth 5: (160, 120) sees (0, 0, 5) and (170, 120) sees (0.2, 0, 5).
+    structure = ImageStructure(np.array([[160.0, 120.0], [170.0, 120.0]]), np.array([[0, 0, 5.0], [0.2, 0, 5.0]]),
+                               geometry=camera)
+    found, points = structure.lift(np.array([[165.0, 125.0], [300.0, 200.0]]), radius=8.0)
+    # The keypoint's own ray at depth 5: x = (165 - 160) / 250 * 5, y = (125 - 120) / 250 * 5.
+    assert found.tolist() == [0] and points == pytest.approx(np.array([[0.1, 0.1, 5.0]]))
+    snapped = ImageStructure(structure.pixels, structure.points).lift(np.array([[163.0, 120.0]]), radius=8.0)[1]
+    assert snapped.tolist() == [[0, 0, 5.0]]  # no camera geometry: the nearest point itself
+    edge = ImageStructure(np.array([[160.0, 120.0], [170.0, 120.0]]), np.array([[0, 0, 5.0], [0.4, 0, 10.0]]),
+                          geometry=camera)
+    assert edge.lift(np.array([[165.0, 120.0]]), radius=8.0)[0].size == 0  # depths 5 and 10 disagree
+    assert edge.default_radius() == pytest.approx(15.0)  # 1.5 x the 10-px spacing
+
+
+def test_lifting_through_sparse_structure_is_exact_on_a_plane_where_snapping_is_not():
+    pose = yaw_pose(25, (0.0, 0.0, 1.5))          # oblique view: depth varies across the wall
+    structure = PointCloudScene(scene.wall_points(0.4)).structure("db", pose, INTRINSICS)
+    rng = np.random.default_rng(0)
+    keypoints = rng.uniform([120, 40], [280, 200], (200, 2))  # where the wall has points (x > 105 px)
+    found, points = structure.lift(keypoints)
+    assert len(found) == 200
+    # The true point of a keypoint: where its ray meets the wall x = WALL_X.
+    rays = np.c_[(keypoints[found] - [160.0, 120.0]) / 250.0, np.ones(len(found))] @ pose.R
+    truth = pose.center + rays * ((scene.WALL_X - pose.center[0]) / rays[:, :1])
+    assert np.linalg.norm(points - truth, axis=1).max() < 1e-6
+    snapped = ImageStructure(structure.pixels, structure.points).lift(keypoints[found], structure.default_radius())[1]
+    assert np.median(np.linalg.norm(snapped - truth, axis=1)) > 0.05
+
+
+def test_ransac_threshold_scales_with_the_image_unless_given():
+    assert RefineOptions().ransac_threshold(INTRINSICS) == pytest.approx(3.2)
+    assert RefineOptions().ransac_threshold(Intrinsics(40, 40, 32, 32, 64, 64)) == 1.0
+    assert RefineOptions(ransac_max_error_px=12).ransac_threshold(INTRINSICS) == 12
+
+
 def test_sift_pnp_refinement_beats_the_retrieval_pose_on_a_rendered_scene(rendered):
     folder, _ = rendered
     refiner = PoseRefiner(PointCloudScene(scene.wall_points()), RefineOptions())
@@ -72,7 +109,7 @@ def test_query_command_pnp_on_a_colmap_map_with_a_plain_query_folder(rendered, t
     _, texture = rendered
     small = Intrinsics(190.0, 190.0, 120.0, 90.0, 240, 180)
     db_poses = {f"db/{i}.png": yaw_pose(yaw, (0.0, y, 1.5)) for i, (yaw, y) in enumerate([(-8, -2.0), (0, 0.0), (8, 2.0)])}
-    cloud = scene.wall_points(0.02)
+    cloud = scene.wall_points(0.25)  # sparse: ~5 px between structure pixels, as in the synthetic benchmark
     images = []
     for name, pose in db_poses.items():
         save_image(tmp_path / "images" / name, scene.render(texture, pose, small))

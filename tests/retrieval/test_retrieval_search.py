@@ -147,3 +147,38 @@ def test_ivf_pq_recall_at_1_against_flat_on_random_data():
     assert (flat.image_ids[:, 0] == targets).mean() > 0.99
     assert recall >= 0.9, f"IVF-PQ recall@1 relative to Flat is {recall:.3f}"
     assert recall < 1.0 or pq.scores[:, 0] != pytest.approx(flat.scores[:, 0], abs=1e-6)  # really approximate
+
+
+def test_ivf_training_and_unmasked_search_go_to_faiss_gpu_when_present(monkeypatch):
+    """faiss-gpu is not installed here: a stand-in records what would run on the GPU."""
+    import faiss
+
+    calls = []
+
+    class StandInGpuIndex:
+        def __init__(self, index):
+            self.index = index
+
+        def __getattr__(self, name):  # train / add / search run on the wrapped CPU index
+            calls.append(name)
+            return getattr(self.index, name)
+
+    monkeypatch.setattr(faiss, "StandardGpuResources", object, raising=False)
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
+    monkeypatch.setattr(faiss, "index_cpu_to_gpu", lambda resources, device, index: StandInGpuIndex(index),
+                        raising=False)
+    monkeypatch.setattr(faiss, "index_gpu_to_cpu", lambda gpu_index: gpu_index.index, raising=False)
+    rng = np.random.default_rng(6)
+    vectors = unit(rng.standard_normal((500, 8)))
+    params = resolve_params(IndexParams("ivf", nlist=8, nprobe=8), len(vectors), 8)
+    index = build_faiss_index(vectors, params, use_gpu=True)
+    assert calls == ["train", "add"] and isinstance(index, faiss.IndexIVFFlat) and index.ntotal == 500
+    assert build_faiss_index(vectors, params, use_gpu=False) is not None and calls == ["train", "add"]
+    table = random_table(rng, 500, ["original"])
+    manifest = {"index": {"type": "ivf", "nprobe": 8}, "descriptor": {"dim": 8}}
+    result = search(LoadedIndex(None, manifest, index, table), vectors[:3], SearchOptions(k=1))
+    assert calls[-1] == "search" and result.image_ids[:, 0].tolist() == [0, 1, 2]
+    calls.clear()  # FAISS GPU indexes ignore ID selectors: masked searches stay on the CPU
+    attributes = QueryAttributes(table.image_cameras[:3], table.image_locations[:3])
+    search(LoadedIndex(None, manifest, index, table), vectors[:3], SearchOptions(k=1, per_camera=True), attributes)
+    assert calls == []
