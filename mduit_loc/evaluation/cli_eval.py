@@ -6,6 +6,7 @@ Examples::
     mduit-loc eval --data data/synth --poses netvlad=res/netvlad/poses.txt --poses mduit=res/mduit/poses.txt --details
     mduit-loc eval --data data/robotcar --split train --cameras rear --poses res/poses.txt
     mduit-loc eval --data data/synth --model runs/mduit --per-camera --per-location --out eval/
+    mduit-loc eval --table1 --data data/synth_small --preset small --budget-min 6 --out table1/
 
 Which queries: every query of the split with ground truth (``robotcar_v2_train.txt`` for ``train``,
 the synthetic benchmark's ``ground_truth/robotcar_v2_test_gt.txt`` for ``test``), of all cameras that
@@ -14,6 +15,8 @@ the rear camera only. Counting: position error <= tau_t AND rotation error <= ta
 a query without an estimate is a failure; day all / night all pool all images of those conditions.
 Outputs in ``--out``: eval.csv (long format), eval_queries.csv (per-query errors), recall_curves.png,
 report.md and report.html.
+With ``--table1`` it trains and evaluates the paper's Table 1 rows itself (``mduit_loc.evaluation.table1``):
+table1.csv, table1.md, eval.csv and recall_curves.png in ``--out`` (default ./table1_output).
 """
 from __future__ import annotations
 
@@ -62,6 +65,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Same flag as mduit_loc.runtime.add_device_argument, without importing torch for --help.
     group.add_argument("--device", default="auto",
                        help="'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N' (default: auto)")
+    add_table1_arguments(parser)
+
+
+def add_table1_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--table1``: train and evaluate the paper's Table 1 rows on --data (see mduit_loc.evaluation.table1)."""
+    group = parser.add_argument_group("the paper's Table 1 (--table1)")
+    group.add_argument("--table1", action="store_true",
+                       help="train NetVLAD and the four MDUIT variants (w/o I2I and NCE, w/o I2I, w/o NCE, Full) "
+                            "on --data with the same budget, evaluate them and print the paper's Table 1 with the "
+                            "paper's numbers beside; finished methods are not redone (default --out: ./table1_output)")
+    group.add_argument("--preset", choices=("tiny", "small", "full"),
+                       help="--table1: render this synthetic benchmark into --data first when --data is absent "
+                            "or empty (otherwise --data is used as it is)")
+    group.add_argument("--budget-min", type=float, default=6.0,
+                       help="--table1: wall-clock training minutes per method (default: 6)")
+    group.add_argument("--mduit-steps", type=int, help="--table1: exactly this many MDUIT steps (no calibration)")
+    group.add_argument("--netvlad-steps", type=int, help="--table1: exactly this many NetVLAD steps")
+    group.add_argument("--mduit-set", action="append", default=[], metavar="KEY=VALUE",
+                       help="--table1: MDUIT setting for every variant ('mduit-loc train --set', repeatable)")
+    group.add_argument("--netvlad-image-size", help="--table1: NetVLAD image size, PX or HxW (default: 128)")
+    group.add_argument("--num-workers", type=int, help="--table1: image decoding workers (default: automatic)")
+    group.add_argument("--threads", type=int,
+                       help="--table1: torch threads (default: all cores, or 1 when the machine is already busy)")
+    group.add_argument("--no-progress", action="store_true", help="--table1: no progress bars")
 
 
 def split_named(text: str, option: str) -> tuple[str | None, str]:
@@ -131,7 +158,35 @@ def _localize(kind: str, name: str, value: str, args, dataset, ground_truth, cam
     return results.poses
 
 
+def run_table1_command(args) -> int:
+    from mduit_loc.evaluation import pipeline
+    from mduit_loc.evaluation.pipeline import RetrievalProtocol, configure_threads
+    from mduit_loc.evaluation.pipeline_training import TrainingBudget
+    from mduit_loc.evaluation.table1 import print_table1, run_table1
+
+    if args.poses or args.model or args.index:
+        raise MduitError("--table1 trains its own models: leave out --poses, --model and --index")
+    if args.budget_min <= 0:
+        raise MduitError(f"--budget-min must be > 0, got {args.budget_min}")
+    print(f"Table 1: {configure_threads(args.threads)} torch thread(s)", file=sys.stderr)
+    if args.preset and pipeline.holds_nothing(args.data):
+        pipeline.render_synthetic(args.data, args.preset, quiet=args.no_progress)
+    out = args.out or Path("table1_output")
+    budget = TrainingBudget(seconds=60.0 * args.budget_min, mduit_steps=args.mduit_steps,
+                            netvlad_steps=args.netvlad_steps, mduit_settings=tuple(args.mduit_set),
+                            netvlad_image_size=args.netvlad_image_size, device=args.device,
+                            progress=not args.no_progress, num_workers=args.num_workers)
+    protocol = RetrievalProtocol(per_camera=True, per_location=True, pose=args.pose, top_k=args.top_k,
+                                 batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
+                                 progress=not args.no_progress)
+    table = run_table1(args.data, out, budget, protocol)
+    print_table1(table, out)
+    return 0
+
+
 def run(args) -> int:
+    if getattr(args, "table1", False):
+        return run_table1_command(args)
     from mduit_loc.datasets import open_dataset
     from mduit_loc.evaluation.evaluate import align_estimates, evaluate, load_ground_truth
     from mduit_loc.evaluation.metrics import parse_thresholds

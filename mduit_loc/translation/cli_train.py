@@ -11,7 +11,8 @@ from mduit_loc.runtime import add_device_argument
 from mduit_loc.translation.config import PRESETS, TranslationConfig, apply_overrides, preset
 
 # command-line flag -> config field, for the settings with their own flag
-_FLAG_FIELDS = {"epochs": "epochs", "max_steps": "max_steps", "batch_size": "batch_size",
+_FLAG_FIELDS = {"epochs": "epochs", "max_steps": "max_steps", "time_budget_min": "time_budget_min",
+                "batch_size": "batch_size",
                 "image_size": "image_size", "lr": "lr", "n_negatives": "n_negatives", "seed": "seed",
                 "checkpoint_every": "checkpoint_every", "gan_mode": "gan_mode"}
 
@@ -25,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'tiny' (minutes on a CPU) or 'paper' (the published settings); default tiny")
     parser.add_argument("--epochs", type=int, help="epochs (paper 50: 35 constant lr + 15 decaying)")
     parser.add_argument("--max-steps", type=int, help="train this many steps instead of whole epochs")
+    parser.add_argument("--time-budget-min", type=float, metavar="MIN",
+                        help="stop after MIN minutes of training at the latest (or at --epochs/--max-steps if "
+                             "sooner); the lr schedule is fitted to the steps that fit. For step-exact, "
+                             "reproducible comparisons use --max-steps")
     parser.add_argument("--batch-size", type=int, help="images per step and process (paper 1)")
     parser.add_argument("--image-size", help="training size HxW, e.g. 256x256 (multiple of 4)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (paper 2e-4)")
@@ -41,12 +46,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "without it the VGG trunk trains from scratch (a warning says so)")
     parser.add_argument("--domains", nargs="+", help="train on these domains (conditions) only")
     parser.add_argument("--image-root", type=Path, help="image folder of a COLMAP-model dataset")
+    parser.add_argument("--no-test-queries", action="store_true",
+                        help="leave the (unlabelled) test query images out of training")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="any other setting of TranslationConfig, e.g. --set nce_temperature=0.1 (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--stop-after", type=int, metavar="STEP",
                         help="stop after this step with a checkpoint, as if killed (the schedule is unchanged)")
     parser.add_argument("--num-workers", type=int, help="image decoding workers (default: cores - 1, max 4)")
+    parser.add_argument("--threads", type=int,
+                        help="torch CPU threads per process (default: torch's; 1 helps on a busy shared CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     add_device_argument(parser)
@@ -86,13 +95,17 @@ def run(args: argparse.Namespace) -> int:
         options = TrainOptions(data=args.data, out=args.out, image_root=args.image_root, domains=args.domains,
                                vgg_weights=args.vgg_weights, device=args.device, resume=args.resume,
                                stop_after=args.stop_after, num_workers=args.num_workers,
-                               progress=not args.no_progress, explicit_settings=settings)
+                               progress=not args.no_progress, include_test_queries=not args.no_test_queries,
+                               threads=args.threads,
+                               explicit_settings=settings)
         trainer = Trainer(config, options, context)
         if context.is_main:
             counts = trainer.training_set.domain_counts()
             print(f"MDUIT {trainer.config.preset}: {len(trainer.training_set)} images in {len(counts)} domains "
                   f"({', '.join(f'{d} {n}' for d, n in counts.items())}); {trainer.total_steps} steps of "
                   f"{trainer.config.batch_size} x {context.world_size} on {trainer.device}"
+                  + (f" (at most; time budget {trainer.config.time_budget_min:g} min)"
+                     if trainer.config.time_budget_min else "")
                   + (f", resuming at step {trainer.step}" if args.resume else ""))
         summary = trainer.run()
         if context.is_main:
@@ -105,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
 def print_summary(summary) -> None:
     per_step = summary.seconds / max(1, summary.steps)
     state = "stopped (resume with --resume)" if summary.stopped_early else "finished"
+    if summary.stopped_by_budget:
+        state = "finished (time budget spent)"
     print(f"training {state}: {summary.steps}/{summary.total_steps} steps, {summary.epochs:.2f} epochs, "
           f"{summary.seconds:.1f} s ({per_step:.3f} s/step), {summary.world_size} process(es)")
     if summary.final_losses:

@@ -40,12 +40,16 @@ class TrainingSet:
 
 
 def load_training_set(data: str | Path, image_root: str | Path | None = None,
-                      domains: list[str] | None = None) -> TrainingSet:
-    """Training images of any dataset ``open_dataset`` reads, optionally restricted to ``domains``."""
+                      domains: list[str] | None = None, include_test_queries: bool = True) -> TrainingSet:
+    """Training images of any dataset ``open_dataset`` reads, optionally restricted to ``domains``.
+
+    Test queries carry no pose; they join training unless ``include_test_queries`` is False (for an
+    evaluation that must not have seen the query images, even unlabelled).
+    """
     from mduit_loc.datasets import open_dataset
 
     dataset = open_dataset(data, image_root)
-    images = sorted(dataset.training_images(), key=lambda image: image.name)
+    images = sorted(dataset.training_images(include_test_queries), key=lambda image: image.name)
     if domains:
         unknown = sorted(set(domains) - {image.domain for image in images})
         if unknown:

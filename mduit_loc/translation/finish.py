@@ -68,6 +68,8 @@ def finish_run(trainer: "Trainer", final_losses: dict[str, float]) -> None:
                 "seconds": round(trainer.elapsed, 2), "world_size": context.world_size,
                 "device": str(trainer.device), "mixed_precision": trainer.use_amp,
                 "final_losses": {k: round(v, 6) for k, v in final_losses.items()},
+                "time_budget_min": config.time_budget_min, "stopped_by_budget": trainer.stopped_by_budget,
+                "include_test_queries": options.include_test_queries,
                 "ranks_in_sync": in_sync, "torch": torch.__version__, "python": platform.python_version(),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             },

@@ -102,10 +102,14 @@ class MDUIT(nn.Module):
         return sorted(self._domain_filters)
 
     def parameter_counts(self) -> dict[str, int]:
+        """Parameters per network; ``appearance_encoder`` includes its VGG trunk, and
+        ``appearance_filter_head`` is the rest of E_a (convs + the map to W); f ⊗ W itself has none."""
         trunk = count_parameters(self.appearance_encoder.trunk)
+        total_appearance = count_parameters(self.appearance_encoder)
         return {"content_encoder": count_parameters(self.content_encoder),
-                "appearance_encoder": count_parameters(self.appearance_encoder),
+                "appearance_encoder": total_appearance,
                 "appearance_encoder_vgg_trunk": trunk,
+                "appearance_filter_head": total_appearance - trunk,
                 "generator": count_parameters(self.generator), "head": count_parameters(self.head)}
 
 

@@ -74,8 +74,9 @@ class TrainForward(nn.Module):
         filters = model.appearance_encoder(torch.cat([source, batch[:, TARGET], batch[:, TARGET_NEGATIVE]]))
         filters_source, filters_target, filters_target_negative = filters.split(count)
         groups = self.config.filter_groups
-        stylised = torch.cat([appearance_adaptive_conv(content_source, filters_target, groups),
-                              appearance_adaptive_conv(content_source, filters_source, groups)])
+        # f_s ⊗ W_t (translation) and f_s ⊗ W_s (self-reconstruction) in one grouped conv and one G pass
+        stylised = appearance_adaptive_conv(torch.cat([content_source, content_source]),
+                                            torch.cat([filters_target, filters_source]), groups)
         translated, self_reconstruction = model.generator(stylised).split(count)
         content_translated = model.content_encoder(translated)
         filters_translated = model.appearance_encoder(translated)

@@ -6,6 +6,8 @@ with the discriminators fixed, an Adam step for E_c/E_a/G/H; then the discrimina
 the detached translation and their own Adam step. Both learning rates stay constant for the first
 ``constant_lr_fraction`` of the steps and decay linearly to zero afterwards (paper: 35 + 15 epochs).
 Data-parallel under torchrun (DDP), mixed precision on CUDA, atomic checkpoints, bit-for-bit resume.
+The run lasts ``max_steps`` (or ``epochs``) and, with ``time_budget_min``, at most that many minutes
+(``budget``: the schedule is fitted to the steps that fit in the budget).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from mduit_loc.errors import ConfigMismatchError, MduitError
 from mduit_loc.runtime import autocast, default_num_workers, resolve_device, seed_everything
 from mduit_loc.translation import checkpoint as ckpt
+from mduit_loc.translation.budget import StepBudget
 from mduit_loc.translation.config import TranslationConfig
 from mduit_loc.translation.curves import LossLog, loss_columns
 from mduit_loc.translation.data import ImageStore, load_training_set, rank_rows, steps_per_epoch
@@ -45,6 +48,8 @@ class TrainOptions:
     num_workers: int | None = None
     progress: bool = True
     keep_checkpoints: int = 3
+    include_test_queries: bool = True  # unlabelled test queries join training (translation is unsupervised)
+    threads: int | None = None         # torch intra-op threads (1 is much faster on an oversubscribed CPU)
     explicit_settings: dict = field(default_factory=dict)  # settings the user named: must match on --resume
 
 
@@ -56,8 +61,9 @@ class TrainSummary:
     epochs: float
     seconds: float
     final_losses: dict[str, float] = field(default_factory=dict)
-    stopped_early: bool = False
+    stopped_early: bool = False        # --stop-after: a checkpoint to resume from, no model yet
     world_size: int = 1
+    stopped_by_budget: bool = False    # the time budget ran out before the planned steps (model written)
 
 
 def lr_factor(step: int, total_steps: int, constant_fraction: float) -> float:
@@ -77,6 +83,8 @@ class Trainer:
     def __init__(self, config: TranslationConfig, options: TrainOptions, context: DistContext | None = None):
         self.options = options
         self.context = context or DistContext()
+        if options.threads:
+            torch.set_num_threads(options.threads)
         self.device = rank_device(self.context, resolve_device(options.device))
         self.run_dir = Path(options.out)
         self.resume_state = self._resume_state() if options.resume else None
@@ -88,11 +96,15 @@ class Trainer:
         if config.freeze_vgg is None:  # resolved once and stored, so a resumed run freezes the same way
             config = replace(config, freeze_vgg=bool(options.vgg_weights))
         self.config = config
-        self.training_set = load_training_set(options.data, options.image_root, options.domains)
+        self.training_set = load_training_set(options.data, options.image_root, options.domains,
+                                              options.include_test_queries)
         workers = default_num_workers() if options.num_workers is None else options.num_workers
         self.store = ImageStore(self.training_set.paths, config.image_size, config.cache_limit_mb, workers)
         self.steps_per_epoch = steps_per_epoch(len(self.training_set), config.batch_size, self.context.world_size)
         self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
+        self.budget = (StepBudget(60.0 * config.time_budget_min, self.total_steps)
+                       if config.time_budget_min else None)
+        self.pairing_s, self.stopped_by_budget = 0.0, False
         self._build_models()
         self.step, self.plan, self.plan_epoch, self.elapsed = 0, None, -1, 0.0
         if self.resume_state is not None:
@@ -156,7 +168,11 @@ class Trainer:
         self.scheduler_g.load_state_dict(state["scheduler_g"])
         self.scheduler_d.load_state_dict(state["scheduler_d"])
         self.scaler.load_state_dict(state["scaler"])
-        if int(state["total_steps"]) != self.total_steps:
+        if self.budget is not None:  # the budget fixed the length: keep the checkpoint's
+            self.total_steps = int(state["total_steps"])
+            self.budget = StepBudget(**state["budget"])
+            self.pairing_s, self.stopped_by_budget = float(state["pairing_s"]), bool(state["stopped_by_budget"])
+        elif int(state["total_steps"]) != self.total_steps:
             raise ConfigMismatchError(f"--resume: the checkpoint was written for {state['total_steps']} steps, "
                                       f"this run would take {self.total_steps} (dataset or batch changed?)")
         self.step, self.elapsed = int(state["step"]), float(state["elapsed_s"])
@@ -182,10 +198,26 @@ class Trainer:
 
     def _plan_epoch(self, epoch: int) -> torch.Tensor:
         config = self.config
+        started = time.perf_counter()
         plan = build_epoch_plan(self._describe_all(), self.training_set.domain_ids, self.training_set.poses,
                                 config.n_negatives, config.seed, epoch, config.negative_mining,
                                 config.negative_min_distance_m, config.negative_min_angle_deg)
-        return self.context.broadcast(plan)  # identical by construction; broadcasting makes it certain
+        plan = self.context.broadcast(plan)  # identical by construction; broadcasting makes it certain
+        self.pairing_s = time.perf_counter() - started
+        return plan
+
+    def _apply_budget(self) -> None:
+        """Fix the run's length once the probe is done; end it when the time is spent.
+
+        Rank 0's clock decides, so every process takes the same decision at the same step.
+        """
+        clock = torch.tensor([self.elapsed, self.pairing_s], dtype=torch.float64)
+        elapsed, pairing_s = self.context.broadcast(clock).tolist()
+        total = self.budget.observe(self.step, elapsed, pairing_s, self.steps_per_epoch)
+        if total is not None:
+            self.total_steps = total  # the lr schedule's lambda reads it
+        if self.budget.exhausted(elapsed) and self.step < self.total_steps:
+            self.total_steps, self.stopped_by_budget = self.step, True
 
     # --- one step -------------------------------------------------------------------------------
     def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -236,14 +268,19 @@ class Trainer:
                 terms = self.train_step(batch.to(self.device, non_blocking=True))
                 self.step += 1
                 self.elapsed = time.perf_counter() - started
+                if self.budget is not None:
+                    self._apply_budget()
+                    bar.total = self.total_steps
                 if self.step % config.log_every == 0 or self.step == self.total_steps:
                     last = self._log(log, bar, terms, epoch)
                 bar.update(1)
                 if self.step % config.checkpoint_every == 0 or self.step in (self.total_steps, self.options.stop_after):
                     self._checkpoint()
-                if self.step == self.options.stop_after:
+                if self.step == self.options.stop_after and self.step < self.total_steps:
                     bar.close()
                     return self._summary(last, stopped=True)
+                if self.step >= self.total_steps:
+                    break
         bar.close()
         finish_run(self, last)
         return self._summary(last, stopped=False)
@@ -267,11 +304,13 @@ class Trainer:
                      "model": self.model.state_dict(), "discriminators": self.discriminators.state_dict(),
                      "optimizer_g": self.optimizer_g.state_dict(), "optimizer_d": self.optimizer_d.state_dict(),
                      "scheduler_g": self.scheduler_g.state_dict(), "scheduler_d": self.scheduler_d.state_dict(),
-                     "scaler": self.scaler.state_dict(), "world_size": self.context.world_size}
+                     "scaler": self.scaler.state_dict(), "world_size": self.context.world_size,
+                     "pairing_s": self.pairing_s, "stopped_by_budget": self.stopped_by_budget,
+                     "budget": vars(self.budget).copy() if self.budget is not None else {}}
             ckpt.save_checkpoint(self.run_dir, state, self.step, self.options.keep_checkpoints)
             self.loss_log.plot(self.run_dir / "losses.png")
         self.context.barrier()
 
     def _summary(self, losses: dict[str, float], stopped: bool) -> TrainSummary:
         return TrainSummary(self.run_dir, self.step, self.total_steps, self.step / self.steps_per_epoch,
-                            self.elapsed, losses, stopped, self.context.world_size)
+                            self.elapsed, losses, stopped, self.context.world_size, self.stopped_by_budget)

@@ -1,8 +1,8 @@
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 
 from .synthetic_domains import write_domain_folders  # noqa: E402
@@ -25,6 +25,16 @@ def small_config(**overrides) -> TranslationConfig:
 def domain_data(tmp_path) -> Path:
     """3 domains x 8 places at 32 px (24 images)."""
     return write_domain_folders(tmp_path / "data", places=8, size=32)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine, two spinning OpenMP threads per process
+    made these small steps 10-40x slower (measured), and the networks here are too small to gain."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

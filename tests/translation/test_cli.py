@@ -66,3 +66,20 @@ def test_list_files_name_the_missing_line(tmp_path):
     listing.write_text("# comment\n\nmissing.png\n")
     with pytest.raises(DataNotFoundError, match=r"list.txt:3"):
         expand_inputs([str(listing)])
+
+
+def test_train_flags_map_to_settings(tmp_path):
+    import argparse
+
+    from mduit_loc.translation import cli_train
+
+    parser = argparse.ArgumentParser()
+    cli_train.add_arguments(parser)
+    args = parser.parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "run"), "--preset", "paper",
+                              "--time-budget-min", "2.5", "--max-steps", "100", "--no-i2i", "--no-nce",
+                              "--threads", "1", "--no-test-queries", "--set", "nce_temperature=0.1"])
+    config, settings = cli_train.build_config(args)
+    assert (config.time_budget_min, config.max_steps, config.use_i2i, config.use_nce) == (2.5, 100, False, False)
+    assert config.nce_temperature == 0.1 and config.content_channels == 256
+    assert set(settings) == {"time_budget_min", "max_steps", "use_i2i", "use_nce", "nce_temperature"}
+    assert args.threads == 1 and args.no_test_queries

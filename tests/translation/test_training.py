@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from .conftest import small_config
+from mduit_loc.datasets.images import load_image, to_tensor
 from mduit_loc.errors import ConfigMismatchError, MduitError
 from mduit_loc.translation.checkpoint import last_checkpoint_path, load_checkpoint
 from mduit_loc.translation.model_io import load_mduit, sha256_file
@@ -30,16 +31,26 @@ def test_lr_schedule_is_constant_then_linear_to_zero():
     assert factors[7:] == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0])
 
 
+def self_reconstruction_error(model, data) -> float:
+    """Mean |G(E_c(I) ⊗ E_a(I)) - I| over every image of the dataset (no sampling noise)."""
+    images = torch.stack([to_tensor(load_image(path, model.image_size)) for path in sorted(data.rglob("*.png"))])
+    with torch.no_grad():
+        return (model.generate(model.content(images), model.appearance_filters(images)) - images).abs().mean().item()
+
+
 def test_tiny_training_learns_and_writes_a_loadable_run(domain_data, tmp_path):
-    config = small_config(max_steps=40, lr=1e-3, checkpoint_every=20)
-    _, summary = train(config, domain_data, tmp_path / "run")
+    # PyTorch's default initialisation (the tiny preset's): with N(0, 0.02) the NCE accuracy of these
+    # 40 steps stayed near chance on 2 of 3 seeds (measured), with it 0.47-0.60 on all 3 (chance 0.2).
+    config = small_config(max_steps=40, lr=1e-3, checkpoint_every=20, init_std=None)
+    trainer = Trainer(config, TrainOptions(data=domain_data, out=tmp_path / "run", num_workers=0, progress=False))
+    before = self_reconstruction_error(trainer.model, domain_data)
+    summary = trainer.run()
+    after = self_reconstruction_error(trainer.model, domain_data)
     rows = read_losses(tmp_path / "run")
     assert len(rows) == 40 and summary.steps == 40 and not summary.stopped_early
-    first = sum(float(r["rec_self"]) for r in rows[:5]) / 5
-    last = sum(float(r["rec_self"]) for r in rows[-5:]) / 5
-    assert last < 0.7 * first, (first, last)
+    assert after < 0.6 * before, (before, after)  # measured 0.36-0.42 x over 3 seeds
     chance = 1 / (config.n_negatives + 1)
-    assert sum(float(r["nce_acc"]) for r in rows[-10:]) / 10 > 2 * chance
+    assert sum(float(r["nce_acc"]) for r in rows[-20:]) / 20 > 1.5 * chance
     assert (tmp_path / "run" / "losses.png").stat().st_size > 0
 
     run = tmp_path / "run"
@@ -65,27 +76,50 @@ def test_tiny_training_learns_and_writes_a_loadable_run(domain_data, tmp_path):
         load_mduit(run)
 
 
-def test_resume_equals_an_uninterrupted_run(domain_data, tmp_path):
+class Killed(Exception):
+    """Stands for the process being killed in the middle of a step."""
+
+
+def train_until_killed(config, data, out, kill_at_step: int) -> None:
+    trainer = Trainer(config, TrainOptions(data=data, out=out, num_workers=0, progress=False))
+    original_step = trainer.train_step
+
+    def dying_step(batch):
+        if trainer.step == kill_at_step:
+            raise Killed
+        return original_step(batch)
+
+    trainer.train_step = dying_step
+    with pytest.raises(Killed):
+        trainer.run()
+
+
+def test_resume_after_a_kill_equals_an_uninterrupted_run(domain_data, tmp_path):
     torch.use_deterministic_algorithms(True)
     try:
         # 24 images, batch 4: 6 steps per epoch, so both runs cross an epoch boundary (new pairing).
+        # The split run dies during step 7: its last checkpoint is step 4, steps 5-6 are lost and redone.
         config = small_config(max_steps=9, checkpoint_every=4)
         full, _ = train(config, domain_data, tmp_path / "full")
-        train(config, domain_data, tmp_path / "split", stop_after=5)
+        train_until_killed(config, domain_data, tmp_path / "split", kill_at_step=6)
+        assert load_checkpoint(last_checkpoint_path(tmp_path / "split"))["step"] == 4
+        assert len(read_losses(tmp_path / "split")) == 6
         with pytest.raises(MduitError, match="--resume"):
             train(config, domain_data, tmp_path / "split")
         resumed, summary = train(config, domain_data, tmp_path / "split", resume=True)
     finally:
         torch.use_deterministic_algorithms(False)
     assert summary.steps == 9
+    def losses_without_clock(run):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in read_losses(run)]
+
+    assert losses_without_clock(tmp_path / "full") == losses_without_clock(tmp_path / "split")
     for name, tensor in full.model.state_dict().items():
         assert torch.equal(tensor, resumed.model.state_dict()[name]), name
     for name, tensor in full.discriminators.state_dict().items():
         assert torch.equal(tensor, resumed.discriminators.state_dict()[name]), name
     a, b = load_checkpoint(last_checkpoint_path(tmp_path / "full")), load_checkpoint(last_checkpoint_path(tmp_path / "split"))
     assert torch.equal(a["plan"], b["plan"])
-    assert read_losses(tmp_path / "full")[-1]["total_g"] == read_losses(tmp_path / "split")[-1]["total_g"]
-    assert len(read_losses(tmp_path / "split")) == 9
 
 
 @pytest.mark.parametrize("ablation", [{"use_i2i": False}, {"use_nce": False}])
