@@ -1,0 +1,103 @@
+"""Nordland summer/winter: winter queries against the summer database, top-1 within +-2 frames.
+
+    .venv/bin/python benchmarks/bench_nordland.py [--data ../shared/data/nordland] [--work /tmp/eval_work/nordland]
+                                                  [--budget-min 7] [--image-size 64x128]
+
+Rows: raw pixels (normalised, no training); the NetVLAD baseline (light backbone) and MDUIT (tiny
+preset) trained on the same images for the same wall-clock budget; MDUIT's z with the plain summer
+database and with the database also translated into winter appearances (3 exemplars of the
+training half). Protocol: first half of the route trains, second half tests (places unseen); see
+``mduit_loc.evaluation.pipeline_nordland``. Prints a Markdown table and writes it with a JSON copy
+to WORK. Skips (exit 0) with the reason when the data is absent. Finished trainings are reused.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "nordland"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"Nordland folder (default: {DEFAULT_DATA})")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/eval_work/nordland"),
+                        help="working folder: training layouts, runs, indexes, the table")
+    parser.add_argument("--budget-min", type=float, default=7.0,
+                        help="wall-clock training minutes per trained method (default: 7)")
+    parser.add_argument("--image-size", default="64x128", help="HxW fed to MDUIT and NetVLAD (default: 64x128, "
+                                                               "the 32x64 frames upsampled twice)")
+    parser.add_argument("--train-fraction", type=float, default=0.5, help="share of the route used to train")
+    parser.add_argument("--exemplars", type=int, default=3, help="winter appearances of the translated database")
+    parser.add_argument("--mduit-steps", type=int, help="exactly this many MDUIT steps (quick looks)")
+    parser.add_argument("--netvlad-steps", type=int, help="exactly this many NetVLAD steps (quick looks)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: automatic)")
+    parser.add_argument("--num-workers", type=int, help="image decoding workers (default: automatic)")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mduit_loc.evaluation import pipeline_nordland as nordland
+    from mduit_loc.evaluation.pipeline import MethodSpec, configure_threads
+    from mduit_loc.evaluation.pipeline_training import TrainingBudget, train_method
+    from mduit_loc.io_utils import write_json_atomic, write_text_atomic
+
+    args = parse_args(argv)
+    reason = nordland.missing_reason(args.data)
+    if reason:
+        print(f"SKIP bench_nordland: {reason}")
+        return 0
+    started = time.perf_counter()
+    threads = configure_threads(args.threads)
+    split = nordland.split_frames(nordland.list_frames(args.data), args.train_fraction)
+    work = args.work
+    domains = nordland.write_domain_folders(args.data, split.train, work / "train_domains")
+    posed = nordland.write_posed_map(args.data, split.train, nordland.SEASONS, work / "train_posed", split.frame_step)
+    test_map = nordland.write_posed_map(args.data, split.test, ("summer",), work / "test_map", split.frame_step)
+    budget = TrainingBudget(seconds=60.0 * args.budget_min, mduit_steps=args.mduit_steps,
+                            netvlad_steps=args.netvlad_steps, mduit_settings=(f"image_size={args.image_size}",),
+                            netvlad_image_size=args.image_size, num_workers=args.num_workers,
+                            progress=not args.no_progress)
+    runs = {}
+    for method, data in ((MethodSpec("MDUIT", "mduit", "mduit"), domains),
+                         (MethodSpec("NetVLAD", "netvlad", "netvlad"), posed)):
+        steps = args.mduit_steps if method.kind == "mduit" else args.netvlad_steps
+        what = f"{steps} steps" if steps is not None else f"{args.budget_min:g} min budget"
+        print(f"[nordland] train {method.label} ({what})", file=sys.stderr, flush=True)
+        runs[method.key] = train_method(data, method, work / "runs" / method.key, budget)
+
+    def ranked(model, key: str, translate: bool = False):
+        print(f"[nordland] retrieve with {key}", file=sys.stderr, flush=True)
+        return nordland.retrieve_ranked(test_map, model, args.data, split, work / "index" / key, translate, domains,
+                                        args.exemplars, args.num_workers, not args.no_progress)
+
+    trained = {key: f"trained {record.seconds:.0f} s, {record.steps} steps" for key, record in runs.items()}
+    mduit_run, netvlad_run = work / "runs" / "mduit", work / "runs" / "netvlad"
+    rows = [nordland.score_ranked("raw pixels (32x64, normalised)", ranked("raw-pixels:32x64", "raw"), split,
+                                  "no training"),
+            nordland.score_ranked("NetVLAD (light backbone)", ranked(netvlad_run, "netvlad"), split,
+                                  trained["netvlad"]),
+            nordland.score_ranked("MDUIT z, plain database", ranked(mduit_run, "mduit"), split, trained["mduit"]),
+            nordland.score_ranked(f"MDUIT z + translated database ({args.exemplars} winter appearances)",
+                                  ranked(mduit_run, "mduit-translated", translate=True), split, "same model")]
+    table = nordland.rows_markdown(rows, split)
+    seconds = time.perf_counter() - started
+    header = (f"Nordland, winter -> summer, {args.image_size} input, {args.budget_min:g} min training per method, "
+              f"{threads} torch thread(s); this run took {seconds / 60:.1f} min")
+    print(f"\n{header}\n\n{table}")
+    write_text_atomic(work / "nordland.md", f"{header}\n\n{table}\n")
+    write_json_atomic(work / "nordland.json", {"rows": [asdict(r) for r in rows], "seconds": round(seconds, 1),
+                                               "train_frames": len(split.train), "test_frames": len(split.test),
+                                               "frame_step": split.frame_step, "image_size": args.image_size,
+                                               "budget_min": args.budget_min})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The demo's report: results table, recall plot, translation grids, training budgets, timings, outputs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from mduit_loc.evaluation.report import ReportImage, ReportPaths, ReportSection, evaluation_sections, write_report
+from mduit_loc.evaluation.tables import Table
+
+
+def _number(value, digits: int = 1) -> str:
+    try:
+        return f"{float(value):.{digits}f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def training_table(methods, records: dict) -> Table:
+    """Per method: training wall seconds, steps and images seen (from each run.json)."""
+    rows = []
+    for method in methods:
+        record = records[method.key]
+        images = record.images_seen if record.images_seen is not None else "-"
+        rows.append([method.label, _number(record.seconds), str(record.steps), str(images), str(record.run_dir)])
+    return Table("Training (same data, same wall-clock budget)", ["Method", "Seconds", "Steps", "Images seen", "Run"],
+                 rows)
+
+
+def timings_table(timings: dict) -> Table:
+    rows = [[name, _number(entry.get("seconds")), "yes" if entry.get("skipped") else ""]
+            for name, entry in timings.items()]
+    total = sum(float(entry.get("seconds", 0.0)) for entry in timings.values() if not entry.get("skipped"))
+    rows.append(["total (stages run)", _number(total), ""])
+    return Table("Wall time per stage (seconds; the last run of each)", ["Stage", "Seconds", "Skipped"], rows)
+
+
+def _dataset_text(data: Path) -> str:
+    try:
+        info = json.loads((Path(data) / "synth.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"Dataset: {data}."
+    preset = info.get("preset", {})
+    return (f"Dataset: the synthetic benchmark ({preset.get('name', '?')} preset, {info.get('locations', '?')} "
+            f"locations, {preset.get('image_size', '?')} px) in {data}: {info.get('database_images', '?')} "
+            f"database images (overcast-reference) and {info.get('query_images', '?')} query images of nine "
+            f"conditions, of which the test split (with ground truth) is evaluated.")
+
+
+def write_demo_report(out: Path, data: Path, args, methods: Sequence, records: dict, results, files: dict,
+                      grids: dict, submissions: dict, protocol, timings: dict) -> ReportPaths:
+    summary = (f"{_dataset_text(data)}\n\n"
+               f"Both methods were trained on the same images for the same wall-clock budget "
+               f"({args.budget_min:g} min each): MDUIT with the tiny preset (its descriptor z = H(E_c(I)); the "
+               f"database is indexed together with its translations into one exemplar appearance per "
+               f"condition), NetVLAD with the light CPU backbone, weakly supervised by the database poses. "
+               f"MDUIT also sees the unlabelled test query images (translation is unsupervised, as in the "
+               f"paper); NetVLAD needs poses, so it trains on the posed images only.\n\n"
+               f"Localization: {protocol.describe()}.")
+    sections = [ReportSection("Setup", summary)]
+    sections += evaluation_sections(results, files["plot"], details=True, plot_rotation_deg=10.0)
+    grid_images = [ReportImage(path, f"MDUIT translations, {key.replace('_', ' ')}: rows are source images, "
+                                     f"columns target appearances (top row)")
+                   for key, path in grids.items() if Path(path).is_file()]
+    if grid_images:
+        sections.append(ReportSection("Translations", "Translated by the demo's MDUIT model "
+                                                       "('mduit-loc translate').", images=grid_images))
+    sections.append(ReportSection("Training", tables=[training_table(methods, records)]))
+    sections.append(ReportSection("Run time", "Measured on this machine; a re-run skips finished stages.",
+                                  tables=[timings_table(timings)]))
+    outputs = "\n".join([f"evaluation CSV       {files['csv']}", f"per-query errors     {files['queries_csv']}",
+                         f"recall plot          {files['plot']}"]
+                        + [f"submission ({key})  {path}" for key, path in submissions.items()]
+                        + [f"poses ({m.key})       {out / 'results' / m.key / 'poses.txt'}" for m in methods])
+    sections.append(ReportSection("Files", code=outputs))
+    return write_report(out, "mduit-loc demo: MDUIT vs NetVLAD on the synthetic benchmark", sections)

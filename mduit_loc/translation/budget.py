@@ -1,0 +1,59 @@
+"""Wall-clock training budget: how many steps fit in ``time_budget_min`` minutes.
+
+The learning-rate schedule (constant, then linear to zero) needs the run's length in steps before
+the decay starts. With a time budget that length is estimated once, after a short probe: the
+measured seconds per step, plus the per-epoch pairing pass amortised over an epoch's steps, and a
+reserve for the end of training (per-domain filters, saving). From then on the step count is fixed
+(and checkpointed, so ``--resume`` keeps it); training also stops at once when the budget is spent,
+whatever the estimate said, so a slower machine can never overrun it by more than one step.
+
+The step count of a budgeted run depends on the machine's speed: for runs that must be compared
+step for step (Table 1's ablations) use ``max_steps`` instead, which is exact and reproducible.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+PROBE_STEPS = 8               # timed steps (after the first) before the length is fixed
+PROBE_BUDGET_FRACTION = 0.1   # ... or fewer, when they would take more than this share of the budget
+
+
+@dataclass
+class StepBudget:
+    """``budget_s`` of wall-clock time for at most ``max_total_steps`` steps."""
+
+    budget_s: float
+    max_total_steps: int
+    fixed_total: int | None = None   # the step count once estimated
+    probe_start_step: int | None = None
+    probe_start_s: float = 0.0
+
+    def exhausted(self, elapsed_s: float) -> bool:
+        return elapsed_s >= self.budget_s
+
+    def observe(self, step: int, elapsed_s: float, pairing_s: float, steps_per_epoch: int) -> int | None:
+        """Called after every step; returns the run's total step count once it is decided, else None.
+
+        ``elapsed_s`` counts from the start of training (pairing passes included); ``pairing_s`` is
+        the duration of one pairing pass (describe every image, pair, sample negatives).
+        """
+        if self.fixed_total is not None:
+            return self.fixed_total
+        if self.probe_start_step is None:  # the first step pays for warm-up: time from its end
+            self.probe_start_step, self.probe_start_s = step, elapsed_s
+            return None
+        probed = step - self.probe_start_step
+        probe_s = elapsed_s - self.probe_start_s
+        if probed < PROBE_STEPS and probe_s < PROBE_BUDGET_FRACTION * self.budget_s:
+            return None
+        self.fixed_total = self.estimate_total(step, elapsed_s, probe_s / probed, pairing_s, steps_per_epoch)
+        return self.fixed_total
+
+    def estimate_total(self, step: int, elapsed_s: float, step_s: float, pairing_s: float,
+                       steps_per_epoch: int) -> int:
+        """``step`` plus the steps that fit in the time left, never more than ``max_total_steps``."""
+        per_step = step_s + pairing_s / max(1, steps_per_epoch)
+        left = self.budget_s - elapsed_s - pairing_s  # reserve about one pairing pass for finishing
+        more = math.floor(left / per_step) if per_step > 0 else self.max_total_steps
+        return int(min(self.max_total_steps, max(step + 1, step + more)))

@@ -1,0 +1,121 @@
+"""Table 1: all rows trained and evaluated on a miniature benchmark, resumed per method, rendered
+beside the paper's numbers; the ``eval --table1`` wiring."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from mduit_loc import cli
+from mduit_loc.evaluation import pipeline, pipeline_training, table1
+from mduit_loc.evaluation.pipeline import MethodSpec, RetrievalProtocol
+from mduit_loc.evaluation.pipeline_training import TrainingBudget, TrainingRecord
+from mduit_loc.evaluation.table1 import PAPER_TABLE1, TABLE1_METHODS, Table1, Table1Row, run_table1
+
+from .test_demo import render_mini_benchmark
+
+MINI_BUDGET = TrainingBudget(seconds=60.0, mduit_steps=1, netvlad_steps=1,
+                             mduit_settings=("image_size=16x16", "appearance_input_size=16"),
+                             netvlad_image_size="32", num_workers=0, progress=False)
+MINI_PROTOCOL = RetrievalProtocol(num_workers=0, progress=False)
+ROWS = ["NetVLAD", "w/o I2I, NCE", "w/o I2I", "w/o NCE", "Full", "Full, plain db"]
+
+
+@pytest.fixture(scope="module")
+def mini_benchmark(tmp_path_factory) -> Path:
+    return render_mini_benchmark(tmp_path_factory.mktemp("table1") / "data")
+
+
+def test_the_rows_are_the_papers_ablations():
+    flags = {m.label: (m.kind, m.train_flags, m.translate_db) for m in TABLE1_METHODS}
+    assert flags == {"NetVLAD": ("netvlad", (), False),
+                     "w/o I2I, NCE": ("mduit", ("--no-i2i", "--no-nce"), False),
+                     "w/o I2I": ("mduit", ("--no-i2i",), False),
+                     "w/o NCE": ("mduit", ("--no-nce",), True),
+                     "Full": ("mduit", (), True)}
+    assert PAPER_TABLE1["Full"] == (8.5, 31.8, 88.2, 4.1, 14.2, 61.0)
+    assert PAPER_TABLE1["NetVLAD"] == (6.4, 26.3, 90.9, 0.3, 2.3, 15.9)
+
+
+def test_comparison_cells_put_the_paper_beside_ours(tmp_path):
+    record = TrainingRecord(tmp_path, 12.0, 3)
+    rows = [Table1Row(TABLE1_METHODS[0], (0.125, 0.5, 1.0, 0.0, 0.0, 0.25), record),
+            Table1Row(MethodSpec("Extra", "extra", "mduit"), (0.0,) * 6, record)]
+    table = Table1(rows, [], 8, 4, tmp_path, MINI_BUDGET, MINI_PROTOCOL)
+    cells = table1.comparison_table(table).rows
+    assert cells[0] == ["NetVLAD", "12.5 (6.4)", "50.0 (26.3)", "100.0 (90.9)", "0.0 (0.3)", "0.0 (2.3)",
+                        "25.0 (15.9)"]
+    assert cells[1][1] == "0.0 (-)"                        # no paper number for a row the paper lacks
+    assert table1.ours_table(table).rows[0][-2:] == ["12", "3"]
+
+
+def _read_csv(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, encoding="utf-8") as handle:
+        return {row["method"]: row for row in csv.DictReader(handle)}
+
+
+@pytest.mark.slow
+def test_table1_trains_every_row_then_resumes_per_method(mini_benchmark, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "t1"
+    table = run_table1(mini_benchmark, out, MINI_BUDGET, MINI_PROTOCOL)
+    assert [row.method.label for row in table.rows] == ROWS
+    assert all(len(row.recalls) == 6 and all(0.0 <= r <= 1.0 for r in row.recalls) for row in table.rows)
+    assert all(row.training.steps == 1 for row in table.rows)
+    first = _read_csv(out / "table1.csv")
+    assert list(first) == ROWS
+    assert first["w/o NCE"]["paper night 5m/10°"] == "41.9" and first["Full, plain db"]["paper day 5m/10°"] == ""
+    markdown = (out / "table1.md").read_text(encoding="utf-8")
+    assert "Ours (paper, RobotCar Seasons)" in markdown and "(88.2)" in markdown
+    # The plain-database row reuses Full's model; the models with I2I indexed translated copies.
+    assert not (out / "runs" / "mduit-full-plain-db").exists()
+    assert (out / "index" / "mduit-full" / "translations.h5").is_file()
+    assert not (out / "index" / "mduit-no-i2i" / "translations.h5").exists()
+
+    # Remove NetVLAD's results and model: only NetVLAD is trained and localized again.
+    import shutil
+
+    shutil.rmtree(out / "runs" / "netvlad")
+    shutil.rmtree(out / "results" / "netvlad")
+    commands: list[str] = []
+    real_run = pipeline_training.run_command
+    monkeypatch.setattr(pipeline_training, "run_command",
+                        lambda command, argv: (commands.append(command), real_run(command, argv)))
+    again = run_table1(mini_benchmark, out, MINI_BUDGET, MINI_PROTOCOL)
+    assert commands == ["train-netvlad"]
+    second = _read_csv(out / "table1.csv")
+    for label in ROWS[1:]:   # untouched rows keep their numbers
+        assert second[label] == first[label]
+    assert [row.method.label for row in again.rows] == ROWS
+
+
+def test_eval_table1_refuses_poses_and_bad_budget(tmp_path, capsys):
+    assert cli.main(["eval", "--table1", "--data", str(tmp_path), "--poses", str(tmp_path / "p.txt")]) == 2
+    assert "--table1 trains its own models" in capsys.readouterr().err
+    assert cli.main(["eval", "--table1", "--data", str(tmp_path), "--budget-min", "-1"]) == 2
+    assert "--budget-min must be > 0" in capsys.readouterr().err
+
+
+def test_eval_table1_wires_its_flags(tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def fake_run_table1(data, out, budget, protocol):
+        seen.update(data=data, out=out, budget=budget, protocol=protocol)
+        record = TrainingRecord(tmp_path, 1.0, 1)
+        rows = [Table1Row(m, (0.5,) * 6, record) for m in TABLE1_METHODS]
+        return Table1(rows, [], 2, 2, Path(data), budget, protocol)
+
+    rendered = []
+    monkeypatch.setattr(table1, "run_table1", fake_run_table1)
+    monkeypatch.setattr(pipeline, "render_synthetic", lambda root, preset, **kw: rendered.append((root, preset)))
+    argv = ["eval", "--table1", "--data", str(tmp_path / "d"), "--preset", "small", "--budget-min", "6.5",
+            "--out", str(tmp_path / "o"), "--mduit-steps", "5", "--mduit-set", "image_size=32x32",
+            "--num-workers", "0", "--no-progress"]
+    assert cli.main(argv) == 0
+    budget, protocol = seen["budget"], seen["protocol"]
+    assert budget.seconds == 390.0 and budget.mduit_steps == 5 and budget.mduit_settings == ("image_size=32x32",)
+    assert budget.num_workers == 0 and not budget.progress
+    assert protocol.per_camera and protocol.per_location and protocol.pose == "top1"
+    assert seen["out"] == tmp_path / "o" and rendered == [(tmp_path / "d", "small")]
+    printed = capsys.readouterr().out
+    assert "Paper, Table 1 (RobotCar Seasons)" in printed and "w/o I2I, NCE" in printed
