@@ -1,6 +1,6 @@
 """Nordland summer/winter: winter queries against the summer database, top-1 within +-2 frames.
 
-    .venv/bin/python benchmarks/bench_nordland.py [--data ../shared/data/nordland] [--work /tmp/eval_work/nordland]
+    .venv/bin/python benchmarks/bench_nordland.py [--data ../shared/data/nordland] [--work benchmarks/output/nordland]
                                                   [--budget-min 7] [--image-size 64x128]
 
 Rows: raw pixels (normalised, no training); the NetVLAD baseline (light backbone) and MDUIT (tiny
@@ -13,7 +13,6 @@ to WORK. Skips (exit 0) with the reason when the data is absent. Finished traini
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict
@@ -21,13 +20,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "nordland"
+DEFAULT_WORK = REPO / "benchmarks" / "output" / "nordland"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"Nordland folder (default: {DEFAULT_DATA})")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/eval_work/nordland"),
-                        help="working folder: training layouts, runs, indexes, the table")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK,
+                        help=f"working folder: training layouts, runs, indexes, the table (default: {DEFAULT_WORK})")
     parser.add_argument("--budget-min", type=float, default=7.0,
                         help="wall-clock training minutes per trained method (default: 7)")
     parser.add_argument("--image-size", default="64x128", help="HxW fed to MDUIT and NetVLAD (default: 64x128, "

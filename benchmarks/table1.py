@@ -1,6 +1,6 @@
 """The paper's Table 1 on the synthetic benchmark: NetVLAD and the MDUIT ablations, same data and budget.
 
-    .venv/bin/python benchmarks/table1.py [--data DIR] [--out DIR] [--preset small] [--budget-min 5.5]
+    .venv/bin/python benchmarks/table1.py [--data DIR] [--out DIR]   (default: benchmarks/output/) [--preset small] [--budget-min 5.5]
 
 Renders the synthetic benchmark (``--preset``, default small) into ``--data`` when that folder is
 absent or empty, then runs ``mduit_loc.evaluation.table1.run_table1`` (the same as
@@ -16,12 +16,16 @@ import sys
 import time
 from pathlib import Path
 
+# Benchmark outputs stay in the checkout (git-ignored), not in a temporary folder the OS may clear.
+OUTPUT = Path(__file__).resolve().parent / "output"
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("/tmp/eval_work/syn_small"),
-                        help="synthetic (or RobotCar Seasons) benchmark folder (default: /tmp/eval_work/syn_small)")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/eval_work/table1_small"), help="output folder")
+    parser.add_argument("--data", type=Path, default=OUTPUT / "syn_small",
+                        help=f"synthetic (or RobotCar Seasons) benchmark folder (default: {OUTPUT / 'syn_small'})")
+    parser.add_argument("--out", type=Path, default=OUTPUT / "table1_small",
+                        help=f"output folder (default: {OUTPUT / 'table1_small'})")
     parser.add_argument("--preset", choices=("tiny", "small", "full"), default="small",
                         help="synthetic preset rendered when --data is absent or empty (default: small)")
     parser.add_argument("--budget-min", type=float, default=5.5, help="training minutes per method (default: 5.5)")

@@ -124,7 +124,7 @@ def comparison_table(table: Table1) -> Table:
         paper = row.paper
         rows.append([row.method.label] + [f"{percent(v)} ({_paper_cell(paper[i] if paper else None)})"
                                           for i, v in enumerate(row.recalls)])
-    return Table("Ours (paper, RobotCar Seasons)", headers, rows)
+    return Table("Ours (the paper's RobotCar Seasons number in parentheses)", headers, rows)
 
 
 def paper_table() -> Table:

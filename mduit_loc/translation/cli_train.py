@@ -102,10 +102,8 @@ def run(args: argparse.Namespace) -> int:
         if context.is_main:
             counts = trainer.training_set.domain_counts()
             print(f"MDUIT {trainer.config.preset}: {len(trainer.training_set)} images in {len(counts)} domains "
-                  f"({', '.join(f'{d} {n}' for d, n in counts.items())}); {trainer.total_steps} steps of "
+                  f"({', '.join(f'{d} {n}' for d, n in counts.items())}); {describe_length(trainer)} of "
                   f"{trainer.config.batch_size} x {context.world_size} on {trainer.device}"
-                  + (f" (at most; time budget {trainer.config.time_budget_min:g} min)"
-                     if trainer.config.time_budget_min else "")
                   + (f", resuming at step {trainer.step}" if args.resume else ""))
         summary = trainer.run()
         if context.is_main:
@@ -130,3 +128,11 @@ def print_summary(summary) -> None:
         print(f"run: {run / 'run.json'}; per-domain appearance filters: {run / 'appearances.pt'}")
         print(f"loss curves: {run / 'losses.csv'}, {run / 'losses.png'}")
     print(f"checkpoints: {run / 'checkpoints'}")
+
+
+def describe_length(trainer) -> str:
+    """'N steps', or how a time budget will decide the count (a huge upper bound helps nobody)."""
+    budget = trainer.budget
+    if budget is None or budget.fixed_total is not None:
+        return f"{trainer.total_steps} steps"
+    return f"steps fitted to a {trainer.config.time_budget_min:g} min budget after a short probe"

@@ -207,13 +207,14 @@ class Trainer:
         return plan
 
     def _apply_budget(self) -> None:
-        """Fix the run's length once the probe is done; end it when the time is spent.
+        """Fit the run's length after the probe (re-fit while the lr is constant); end it when time is spent.
 
         Rank 0's clock decides, so every process takes the same decision at the same step.
         """
         clock = torch.tensor([self.elapsed, self.pairing_s], dtype=torch.float64)
         elapsed, pairing_s = self.context.broadcast(clock).tolist()
-        total = self.budget.observe(self.step, elapsed, pairing_s, self.steps_per_epoch)
+        constant_phase = self.step < self.config.constant_lr_fraction * self.total_steps
+        total = self.budget.observe(self.step, elapsed, pairing_s, self.steps_per_epoch, may_refit=constant_phase)
         if total is not None:
             self.total_steps = total  # the lr schedule's lambda reads it
         if self.budget.exhausted(elapsed) and self.step < self.total_steps:
@@ -253,8 +254,9 @@ class Trainer:
         log = self.loss_log = LossLog(self.run_dir / "losses.csv", loss_columns(config.use_i2i, config.use_nce))
         if main:
             log.start(self.step if self.resume_state is not None else None)
-        bar = tqdm(total=self.total_steps, initial=self.step, desc="train MDUIT", unit="step", dynamic_ncols=True,
-                   disable=not (main and self.options.progress))
+        undecided = self.budget is not None and self.budget.fixed_total is None  # no total until the probe ends
+        bar = tqdm(total=None if undecided else self.total_steps, initial=self.step, desc="train MDUIT", unit="step",
+                   dynamic_ncols=True, disable=not (main and self.options.progress))
         started = time.perf_counter() - self.elapsed
         last: dict[str, float] = {}
         while self.step < self.total_steps:

@@ -66,7 +66,7 @@ def test_table1_trains_every_row_then_resumes_per_method(mini_benchmark, tmp_pat
     assert list(first) == ROWS
     assert first["w/o NCE"]["paper night 5m/10°"] == "41.9" and first["Full, plain db"]["paper day 5m/10°"] == ""
     markdown = (out / "table1.md").read_text(encoding="utf-8")
-    assert "Ours (paper, RobotCar Seasons)" in markdown and "(88.2)" in markdown
+    assert "Ours (the paper's RobotCar Seasons number in parentheses)" in markdown and "(88.2)" in markdown
     # The plain-database row reuses Full's model; the models with I2I indexed translated copies.
     assert not (out / "runs" / "mduit-full-plain-db").exists()
     assert (out / "index" / "mduit-full" / "translations.h5").is_file()

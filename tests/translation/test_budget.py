@@ -19,6 +19,19 @@ def test_length_is_fixed_after_the_probe_steps():
     assert not budget.exhausted(99.9) and budget.exhausted(100.0)
 
 
+def test_length_is_refitted_to_the_measured_pace_while_allowed():
+    budget = StepBudget(budget_s=100.0, max_total_steps=1000)
+    budget.observe(1, 0.0, 0.0, 10)
+    # a slow probe: 10 s for one step (>= 10 % of the budget) -> 2 + floor(90 / 10) = 11 steps
+    assert budget.observe(2, 10.0, 0.0, 10) == 11
+    # 5 s later (< 10 % of the budget since the fit): no re-fit even if allowed
+    assert budget.observe(7, 15.0, 0.0, 10, may_refit=True) == 11
+    # at 20 s, 10 steps were done at 1 s/step since the fit at 10 s: 12 + floor((100 - 20 - 2) / 1) = 90
+    assert budget.observe(12, 20.0, 2.0, 10, may_refit=False) == 11, "not allowed: the length stays"
+    assert budget.observe(12, 20.0, 2.0, 10, may_refit=True) == 90
+    assert budget.fit_step == 12 and budget.fit_s == 20.0
+
+
 def test_a_short_budget_ends_the_probe_early_and_caps_apply():
     budget = StepBudget(budget_s=20.0, max_total_steps=1000)
     budget.observe(1, 5.0, 2.0, 10)
