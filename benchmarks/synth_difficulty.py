@@ -5,7 +5,7 @@ all three cameras (ground truth from ground_truth/robotcar_v2_test_gt.txt), scor
 project's evaluator (``mduit_loc.evaluation.evaluate``: pooled day-all / night-all), and the
 recall at (5 m, 10 deg) per condition.
 
-    .venv/bin/python benchmarks/synth_difficulty.py --presets tiny small [--seed 0] [--data-root DIR]
+    .venv/bin/python benchmarks/synth_difficulty.py --presets tiny small [--seed 0] [--size PX] [--data-root DIR]
 
 Real NetVLAD on RobotCar Seasons reaches about 91 % (day) and 16 % (night) at (5 m, 10 deg).
 """
@@ -54,11 +54,12 @@ def difficulty(root: Path) -> EvaluationResult:
     return evaluate(estimates, truth.poses, truth.meta, DEFAULT_THRESHOLDS, method="thumbnail top-1")
 
 
-def _render(root: Path, name: str, seed: int, workers: int) -> float:
+def _render(root: Path, name: str, seed: int, workers: int, size: int | None) -> float:
     """Renders the preset unless ``root`` already holds it; seconds taken (nan when reused)."""
     if (root / "synth.json").is_file():
         return float("nan")
-    return generate(root, get_preset(name), seed=seed, workers=workers, progress=False).seconds
+    preset = get_preset(name) if size is None else get_preset(name).with_overrides(image_size=size)
+    return generate(root, preset, seed=seed, workers=workers, progress=False).seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presets", "--preset", nargs="+", default=["tiny", "small"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--size", type=int, default=None,
+                        help="render every preset at this image size (e.g. 224 to measure `full`'s 49 locations "
+                             "without its 7-hour 1024-px render); default: each preset's own")
     parser.add_argument("--data-root", type=Path, default=None,
                         help="reuse/keep datasets in DATA_ROOT/<preset>-seed<N> instead of a temporary folder")
     args = parser.parse_args(argv)
@@ -76,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     per_condition = ["| preset | " + " | ".join(QUERY_CONDITIONS) + " |", "|" + "---|" * (1 + len(QUERY_CONDITIONS))]
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.presets:
-            root = (args.data_root if args.data_root is not None else Path(tmp)) / f"{name}-seed{args.seed}"
-            seconds = _render(root, name, args.seed, args.workers)
+            label = name if args.size is None else f"{name}@{args.size}px"
+            root = (args.data_root if args.data_root is not None else Path(tmp)) / f"{label}-seed{args.seed}"
+            seconds = _render(root, name, args.seed, args.workers, args.size)
             started = time.perf_counter()
             result = difficulty(root)
             day, night = result.subset(DAY_ALL), result.subset(NIGHT_ALL)
@@ -85,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             n_query = len(list((root / "images").rglob("*.jpg"))) - n_db
             values = " | ".join(f"{100 * v:.1f}" for v in (*day.recalls, *night.recalls))
             rendered = "reused" if np.isnan(seconds) else f"{seconds:.0f}"
-            summary.append(f"| {name} | {n_db} / {n_query} | {day.n} / {night.n} | {rendered} | {values} |")
+            summary.append(f"| {label} | {n_db} / {n_query} | {day.n} / {night.n} | {rendered} | {values} |")
             coarse = [100 * result.subset(c, "condition").recalls[-1] for c in QUERY_CONDITIONS]
-            per_condition.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in coarse) + " |")
-            print(f"{name}: evaluated in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+            per_condition.append(f"| {label} | " + " | ".join(f"{v:.1f}" for v in coarse) + " |")
+            print(f"{label}: evaluated in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     print("\n".join(summary))
     print(f"\nRecall (%) at {labels[-1]} per condition:\n")
     print("\n".join(per_condition))

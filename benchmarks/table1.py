@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from mduit_loc.evaluation.pipeline_training import add_training_arguments, budget_from_args
+
 # Benchmark outputs stay in the checkout (git-ignored), not in a temporary folder the OS may clear.
 OUTPUT = Path(__file__).resolve().parent / "output"
 
@@ -29,10 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=("tiny", "small", "full"), default="small",
                         help="synthetic preset rendered when --data is absent or empty (default: small)")
     parser.add_argument("--budget-min", type=float, default=5.5, help="training minutes per method (default: 5.5)")
-    parser.add_argument("--mduit-steps", type=int, help="exactly this many MDUIT steps (quick looks)")
-    parser.add_argument("--netvlad-steps", type=int, help="exactly this many NetVLAD steps (quick looks)")
     parser.add_argument("--threads", type=int, help="torch threads (default: automatic)")
-    parser.add_argument("--num-workers", type=int, help="image decoding workers (default: automatic)")
+    add_training_arguments(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
@@ -40,7 +40,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     from mduit_loc.evaluation import pipeline
-    from mduit_loc.evaluation.pipeline_training import TrainingBudget
     from mduit_loc.evaluation.table1 import print_table1, run_table1
 
     args = parse_args(argv)
@@ -49,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if pipeline.holds_nothing(args.data):
         print(f"rendering the synthetic benchmark ({args.preset}) into {args.data}", file=sys.stderr)
         pipeline.render_synthetic(args.data, args.preset, quiet=args.no_progress)
-    budget = TrainingBudget(seconds=60.0 * args.budget_min, mduit_steps=args.mduit_steps,
-                            netvlad_steps=args.netvlad_steps, device=args.device, progress=not args.no_progress,
-                            num_workers=args.num_workers)
+    budget = budget_from_args(args)
     protocol = pipeline.RetrievalProtocol(num_workers=args.num_workers, device=args.device,
                                           progress=not args.no_progress)
     table = run_table1(args.data, args.out, budget, protocol)

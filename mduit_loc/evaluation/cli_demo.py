@@ -17,6 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from mduit_loc.evaluation.pipeline_training import add_training_arguments, budget_from_args
+
 DEFAULT_OUT = Path("demo_output")
 DEFAULT_BUDGET_MIN = 3.0
 
@@ -40,25 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     small = parser.add_argument_group("miniature runs (tests, quick looks)")
     small.add_argument("--size", type=int, help="rendered image size in pixels (default: the preset's)")
     small.add_argument("--locations", type=int, help="number of locations rendered (default: the preset's)")
-    small.add_argument("--mduit-steps", type=int, help="train MDUIT for exactly this many steps (no calibration)")
-    small.add_argument("--netvlad-steps", type=int, help="train NetVLAD for exactly this many steps")
-    small.add_argument("--mduit-set", action="append", default=[], metavar="KEY=VALUE",
-                       help="MDUIT setting passed as 'mduit-loc train --set' (repeatable)")
-    small.add_argument("--netvlad-image-size", help="NetVLAD image size, PX or HxW (default: its own, 128)")
-    small.add_argument("--num-workers", type=int, help="image decoding workers of every stage (default: automatic)")
-
+    add_training_arguments(small)
 
 def _budget(args):
-    from mduit_loc.evaluation.pipeline_training import TrainingBudget
-
-    if args.budget_min <= 0:
-        from mduit_loc.errors import MduitError
-
-        raise MduitError(f"--budget-min must be > 0, got {args.budget_min}")
-    return TrainingBudget(seconds=60.0 * args.budget_min, mduit_steps=args.mduit_steps,
-                          netvlad_steps=args.netvlad_steps, mduit_settings=tuple(args.mduit_set),
-                          netvlad_image_size=args.netvlad_image_size, device=args.device,
-                          progress=not args.no_progress, seed=args.seed, num_workers=args.num_workers)
+    return budget_from_args(args, seed=args.seed)
 
 
 def _methods():

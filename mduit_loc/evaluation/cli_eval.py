@@ -26,6 +26,7 @@ from pathlib import Path
 
 from mduit_loc.errors import MduitError
 from mduit_loc.evaluation.metrics import DEFAULT_THRESHOLDS
+from mduit_loc.evaluation.pipeline_training import add_training_arguments, budget_from_args
 
 CSV_FILE, QUERY_CSV_FILE, PLOT_FILE = "eval.csv", "eval_queries.csv", "recall_curves.png"
 
@@ -80,12 +81,7 @@ def add_table1_arguments(parser: argparse.ArgumentParser) -> None:
                             "or empty (otherwise --data is used as it is)")
     group.add_argument("--budget-min", type=float, default=6.0,
                        help="--table1: wall-clock training minutes per method (default: 6)")
-    group.add_argument("--mduit-steps", type=int, help="--table1: exactly this many MDUIT steps (no calibration)")
-    group.add_argument("--netvlad-steps", type=int, help="--table1: exactly this many NetVLAD steps")
-    group.add_argument("--mduit-set", action="append", default=[], metavar="KEY=VALUE",
-                       help="--table1: MDUIT setting for every variant ('mduit-loc train --set', repeatable)")
-    group.add_argument("--netvlad-image-size", help="--table1: NetVLAD image size, PX or HxW (default: 128)")
-    group.add_argument("--num-workers", type=int, help="--table1: image decoding workers (default: automatic)")
+    add_training_arguments(group, "--table1")
     group.add_argument("--threads", type=int,
                        help="--table1: torch threads (default: all cores, or 1 when the machine is already busy)")
     group.add_argument("--no-progress", action="store_true", help="--table1: no progress bars")
@@ -161,21 +157,15 @@ def _localize(kind: str, name: str, value: str, args, dataset, ground_truth, cam
 def run_table1_command(args) -> int:
     from mduit_loc.evaluation import pipeline
     from mduit_loc.evaluation.pipeline import RetrievalProtocol, configure_threads
-    from mduit_loc.evaluation.pipeline_training import TrainingBudget
     from mduit_loc.evaluation.table1 import print_table1, run_table1
 
     if args.poses or args.model or args.index:
         raise MduitError("--table1 trains its own models: leave out --poses, --model and --index")
-    if args.budget_min <= 0:
-        raise MduitError(f"--budget-min must be > 0, got {args.budget_min}")
+    budget = budget_from_args(args)
     print(f"Table 1: {configure_threads(args.threads)} torch thread(s)", file=sys.stderr)
     if args.preset and pipeline.holds_nothing(args.data):
         pipeline.render_synthetic(args.data, args.preset, quiet=args.no_progress)
     out = args.out or Path("table1_output")
-    budget = TrainingBudget(seconds=60.0 * args.budget_min, mduit_steps=args.mduit_steps,
-                            netvlad_steps=args.netvlad_steps, mduit_settings=tuple(args.mduit_set),
-                            netvlad_image_size=args.netvlad_image_size, device=args.device,
-                            progress=not args.no_progress, num_workers=args.num_workers)
     protocol = RetrievalProtocol(per_camera=True, per_location=True, pose=args.pose, top_k=args.top_k,
                                  batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
                                  progress=not args.no_progress)

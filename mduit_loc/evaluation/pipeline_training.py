@@ -1,21 +1,14 @@
 """Training the compared methods on the same data and the same wall-clock budget.
 
 NetVLAD stops by itself at ``--max-seconds`` (its clock includes k-means initialisation and mining).
-MDUIT gets ``--time-budget-min`` when its trainer has that option (it probes its own speed, fits the
-learning-rate schedule to the steps that fit and stops when the time is spent). With a trainer that
-lacks it, the step count is *calibrated* instead: a short pilot run (``--stop-after``) measures the
-seconds per step and the per-epoch pairing overhead, and the real run gets as many ``--max-steps`` as
-fit the budget (on a busy machine the real run may then end somewhat early or late). Either way
-run.json records the seconds actually spent, which the tables report. Both trainings
-resume from their checkpoints when a run was interrupted; a finished run (run.json) is never redone.
+MDUIT gets ``--time-budget-min``: it probes its own speed, fits the learning-rate schedule to the
+steps that fit (re-fitting while the rate is constant) and stops when the time is spent. run.json
+records the seconds actually spent, which the tables report. Both trainings resume from their
+checkpoints when a run was interrupted; a finished run (run.json) is never redone.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import statistics
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,15 +16,10 @@ from mduit_loc.errors import MduitError
 from mduit_loc.evaluation.pipeline import MethodSpec, run_command
 from mduit_loc.io_utils import write_json_atomic
 
-PILOT_STEPS = 6
-SAFETY = 0.95          # plan a little under the budget: the pilot runs on a shared, noisy CPU
-MIN_STEPS = 1
-
-
 @dataclass(frozen=True)
 class TrainingBudget:
     """What every method gets. ``seconds`` is the wall-clock training budget per method; the step
-    overrides (tests, quick looks) skip the calibration and the time limit."""
+    overrides (tests, quick looks) replace the time limit."""
 
     seconds: float
     mduit_steps: int | None = None
@@ -44,6 +32,29 @@ class TrainingBudget:
     progress: bool = True
     seed: int = 0
     num_workers: int | None = None               # image decoding workers (default: the trainers' own)
+
+
+def add_training_arguments(group, context: str = "") -> None:
+    """The step overrides and worker count that demo, ``eval --table1`` and the benchmarks share."""
+    prefix = f"{context}: " if context else ""
+    group.add_argument("--mduit-steps", type=int,
+                       help=f"{prefix}train MDUIT for exactly this many steps (instead of the time budget)")
+    group.add_argument("--netvlad-steps", type=int, help=f"{prefix}train NetVLAD for exactly this many steps")
+    group.add_argument("--mduit-set", action="append", default=[], metavar="KEY=VALUE",
+                       help=f"{prefix}MDUIT setting for every variant ('mduit-loc train --set', repeatable)")
+    group.add_argument("--netvlad-image-size", help=f"{prefix}NetVLAD image size, PX or HxW (default: its own, 128)")
+    group.add_argument("--num-workers", type=int, help=f"{prefix}image decoding workers (default: automatic)")
+
+
+def budget_from_args(args, **fields) -> TrainingBudget:
+    """A ``TrainingBudget`` from ``--budget-min`` and the options of ``add_training_arguments``."""
+    if args.budget_min <= 0:
+        raise MduitError(f"--budget-min must be > 0, got {args.budget_min}")
+    settings = {"seconds": 60.0 * args.budget_min, "mduit_steps": args.mduit_steps,
+                "netvlad_steps": args.netvlad_steps, "mduit_settings": tuple(args.mduit_set),
+                "netvlad_image_size": args.netvlad_image_size, "device": getattr(args, "device", "auto"),
+                "progress": not args.no_progress, "num_workers": args.num_workers}
+    return TrainingBudget(**{**settings, **fields})
 
 
 @dataclass
@@ -102,18 +113,6 @@ def _train_netvlad(data: Path, run_dir: Path, budget: TrainingBudget) -> None:
 
 
 # --- MDUIT --------------------------------------------------------------------------------------
-def trainer_supports_time_budget() -> bool:
-    """Whether ``mduit-loc train`` has ``--time-budget-min`` (added by the translation package)."""
-    import argparse
-
-    from mduit_loc.translation import cli_train
-
-    parser = argparse.ArgumentParser(add_help=False)
-    cli_train.add_arguments(parser)
-    _, unknown = parser.parse_known_args(["--data", "d", "--out", "o", "--time-budget-min", "1"])
-    return not unknown
-
-
 def _length_argv(plan: dict) -> list:
     if "minutes" in plan:  # the trainer's own budget; epochs high enough never to end the run first
         return ["--time-budget-min", f"{float(plan['minutes']):.6g}", "--epochs", 100000]
@@ -145,70 +144,10 @@ def _train_mduit(data: Path, method: MethodSpec, run_dir: Path, budget: Training
     else:
         if budget.mduit_steps is not None:
             plan = {"steps": budget.mduit_steps, "source": "fixed"}
-        elif trainer_supports_time_budget():
-            plan = {"minutes": budget.seconds / 60.0, "source": "trainer time budget"}
         else:
-            plan = calibrate_mduit(data, method, run_dir, budget)
+            plan = {"minutes": budget.seconds / 60.0, "source": "trainer time budget"}
         write_json_atomic(plan_file, plan)
     argv = _mduit_argv(data, method, run_dir, budget, plan)
     if _has_checkpoint(run_dir):
         argv.append("--resume")
     run_command("train", argv)
-
-
-def calibrate_mduit(data: Path, method: MethodSpec, run_dir: Path, budget: TrainingBudget) -> dict:
-    """Steps of ``method`` that fit ``budget.seconds``, from a pilot run of ``PILOT_STEPS`` steps."""
-    pilot = Path(run_dir).with_name(Path(run_dir).name + ".pilot")
-    if pilot.exists():
-        shutil.rmtree(pilot)
-    argv = _mduit_argv(data, method, pilot, budget, {"steps": 10 ** 7}) + ["--stop-after", PILOT_STEPS]
-    if "--no-progress" not in argv:
-        argv.append("--no-progress")
-    log_path = pilot.with_name(pilot.name + ".log")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"    calibrating: a {PILOT_STEPS}-step pilot run measures the seconds per step (log: {log_path})",
-          file=sys.stderr, flush=True)
-    with open(log_path, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
-        run_command("train", argv)
-    seconds = _step_seconds(pilot / "losses.csv")
-    steps_per_epoch = _steps_per_epoch(data, budget)
-    shutil.rmtree(pilot)
-    per_step = statistics.median(b - a for a, b in zip(seconds[1:], seconds[2:]))
-    epoch_overhead = max(0.0, seconds[0] - per_step)   # the first step also pairs the epoch (describes all)
-    steps = plan_steps(budget.seconds * SAFETY, per_step, epoch_overhead, steps_per_epoch)
-    return {"steps": steps, "source": "calibrated", "budget_s": budget.seconds, "pilot_steps": PILOT_STEPS,
-            "seconds_per_step": round(per_step, 4), "epoch_overhead_s": round(epoch_overhead, 2),
-            "steps_per_epoch": steps_per_epoch}
-
-
-def plan_steps(budget_s: float, per_step_s: float, epoch_overhead_s: float, steps_per_epoch: int) -> int:
-    """Largest step count S with ``ceil(S / steps_per_epoch) * overhead + S * per_step <= budget``."""
-    if per_step_s <= 0:
-        raise MduitError(f"calibration measured {per_step_s} s per step; cannot plan a budget")
-    best = MIN_STEPS
-    for epochs in range(1, int(budget_s / per_step_s) // steps_per_epoch + 2):
-        # Within ``epochs`` epochs: as many steps as the time left after their pairing allows.
-        fit = min(epochs * steps_per_epoch, int((budget_s - epochs * epoch_overhead_s) / per_step_s))
-        if fit > (epochs - 1) * steps_per_epoch:
-            best = max(best, fit)
-    return best
-
-
-def _step_seconds(losses_csv: Path) -> list[float]:
-    import csv
-
-    with open(losses_csv, encoding="utf-8", newline="") as handle:
-        seconds = [float(row["seconds"]) for row in csv.DictReader(handle)]
-    if len(seconds) < 3:
-        raise MduitError(f"{losses_csv}: the calibration pilot logged {len(seconds)} steps, 3 are needed")
-    return seconds
-
-
-def _steps_per_epoch(data: Path, budget: TrainingBudget) -> int:
-    """Steps of one MDUIT epoch: every training image once (one process), as the trainer counts them."""
-    from mduit_loc.datasets import open_dataset
-    from mduit_loc.translation.config import apply_overrides, preset
-
-    settings = dict(item.partition("=")[::2] for item in budget.mduit_settings)
-    batch_size = apply_overrides(preset(budget.mduit_preset), settings).batch_size
-    return max(1, len(open_dataset(data).training_images()) // batch_size)

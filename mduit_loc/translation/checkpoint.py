@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from mduit_loc.errors import DataNotFoundError, FormatError
 from mduit_loc.io_utils import atomic_path
+from mduit_loc.torch_io import load_checkpoint_file
 
 CHECKPOINT_FORMAT = "mduit-train-checkpoint-v1"
 
@@ -58,17 +58,7 @@ def _prune(run_dir: str | Path, keep: int) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(path, "training checkpoint", "train first, or drop --resume")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt files
-        raise FormatError(path, None, "an MDUIT training checkpoint", got=f"{type(err).__name__}: {err}") from err
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        got = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise FormatError(path, None, f"format {CHECKPOINT_FORMAT!r}", got=repr(got))
-    return state
+    return load_checkpoint_file(path, "MDUIT training checkpoint", CHECKPOINT_FORMAT)
 
 
 def rng_state() -> dict[str, torch.Tensor | list[torch.Tensor]]:

@@ -9,7 +9,6 @@ All ``.pt`` files load with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 
 from mduit_loc.errors import ConfigMismatchError, DataNotFoundError, FormatError
 from mduit_loc.io_utils import atomic_path, write_json_atomic
+from mduit_loc.torch_io import load_torch_file, sha256_file
 from mduit_loc.translation.config import TranslationConfig
 from mduit_loc.translation.mduit import MDUIT, build_mduit
 
@@ -27,14 +27,6 @@ EXEMPLARS_PER_DOMAIN = 3
 
 __all__ = ["MDUIT", "load_mduit", "save_model", "save_appearances", "write_run_json", "sha256_file",
            "summarise_domain_filters"]
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_model(model: MDUIT, run_dir: str | Path) -> str:
@@ -93,12 +85,7 @@ def read_run_json(run_dir: Path) -> dict:
 
 
 def _load_state(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise DataNotFoundError(path, what)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt files
-        raise FormatError(path, None, f"{what} saved by torch.save", got=f"{type(err).__name__}: {err}") from err
+    return load_torch_file(path, what, "train a model first: mduit-loc train", f"{what} saved by torch.save")
 
 
 def load_mduit(run_dir: str | Path, device: str | torch.device = "cpu", verify_checksum: bool = True) -> MDUIT:

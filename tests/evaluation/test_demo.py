@@ -11,7 +11,7 @@ import pytest
 from mduit_loc import cli
 from mduit_loc.evaluation import pipeline, pipeline_training
 from mduit_loc.evaluation.pipeline import MethodSpec, render_synthetic
-from mduit_loc.evaluation.pipeline_training import TrainingBudget, plan_path, plan_steps
+from mduit_loc.evaluation.pipeline_training import TrainingBudget, plan_path
 
 # Miniature settings: every stage runs for real, on 16-32 px images, for one or two steps.
 MINI_FLAGS = ["--mduit-steps", "2", "--netvlad-steps", "1", "--mduit-set", "image_size=16x16",
@@ -92,71 +92,40 @@ def test_render_refuses_a_foreign_non_empty_folder(tmp_path):
 
 
 # --- budget planning ----------------------------------------------------------------------------
-def test_plan_steps_fills_the_budget_with_epoch_overheads():
-    # 1 s per step, 10 s pairing per epoch of 20 steps, 100 s: a 4th epoch would leave 60 s for 60 steps,
-    # which fit in 3 epochs (30 s + 60 s); so 60.
-    assert plan_steps(100.0, 1.0, 10.0, 20) == 60
-    assert plan_steps(95.0, 1.0, 10.0, 20) == 60              # 3 epochs: 30 s + 60 s <= 95 s
-    assert plan_steps(89.0, 1.0, 10.0, 20) == 59              # 3 epochs: 30 s + 59 s
-    assert plan_steps(100.0, 1.0, 0.0, 20) == 100
-    assert plan_steps(0.5, 1.0, 0.0, 20) == 1                  # at least one step
-    with pytest.raises(pipeline.MduitError):
-        plan_steps(10.0, 0.0, 0.0, 5)
+def _recording_trainer(calls: list):
+    """Stands in for 'mduit-loc train': records argv."""
+    return lambda command, argv: calls.append((command, [str(a) for a in argv]))
 
 
-def _fake_trainer(calls: list, seconds_per_step: list[float]):
-    """Stands in for 'mduit-loc train': records argv; a pilot (--stop-after) writes losses.csv."""
-    def run_command(command, argv):
-        argv = [str(a) for a in argv]
-        calls.append((command, argv))
-        if "--stop-after" in argv:
-            run_dir = Path(argv[argv.index("--out") + 1])
-            run_dir.mkdir(parents=True)
-            rows = ["step,seconds"] + [f"{i + 1},{s}" for i, s in enumerate(seconds_per_step)]
-            (run_dir / "losses.csv").write_text("\n".join(rows) + "\n")
-    return run_command
-
-
-def test_mduit_budget_is_calibrated_by_a_pilot_and_kept_for_resume(mini_benchmark, tmp_path, monkeypatch):
+def test_mduit_gets_the_time_budget_and_keeps_its_plan_for_resume(mini_benchmark, tmp_path, monkeypatch):
     calls: list = []
-    # Pilot: first step 12 s (pairing + caching), then 2 s per step (one 9 s hiccup the median ignores).
-    monkeypatch.setattr(pipeline_training, "run_command", _fake_trainer(calls, [12, 14, 16, 25, 27, 29]))
-    monkeypatch.setattr(pipeline_training, "trainer_supports_time_budget", lambda: False)
+    monkeypatch.setattr(pipeline_training, "run_command", _recording_trainer(calls))
     method = MethodSpec("Full", "mduit-full", "mduit", ("--no-nce",))
     run_dir = tmp_path / "runs" / "mduit-full"
-    budget = TrainingBudget(seconds=200.0, mduit_settings=("image_size=16x16",), num_workers=0)
+    budget = TrainingBudget(seconds=150.0, mduit_settings=("image_size=16x16",), num_workers=0)
     pipeline_training._train_mduit(mini_benchmark, method, run_dir, budget)
+    [(command, argv)] = calls
+    assert command == "train" and "--no-nce" in argv and "image_size=16x16" in argv and "--resume" not in argv
+    assert argv[argv.index("--time-budget-min") + 1] == "2.5" and "--max-steps" not in argv
+    assert json.loads(plan_path(run_dir).read_text())["minutes"] == 2.5
 
-    (pilot_command, pilot_argv), (command, argv) = calls
-    assert pilot_command == command == "train"
-    assert pilot_argv[pilot_argv.index("--stop-after") + 1] == str(pipeline_training.PILOT_STEPS)
-    assert "--no-nce" in argv and "--resume" not in argv and "image_size=16x16" in argv
-    plan = json.loads(plan_path(run_dir).read_text())
-    assert plan["seconds_per_step"] == 2.0 and plan["epoch_overhead_s"] == 10.0
-    # 132 images / batch 8 = 16 steps per epoch; 95 % of 200 s = 190 s: 70 steps (5 epochs) cost 5 x 10 + 70 x 2.
-    assert plan["steps_per_epoch"] == 16 and plan["steps"] == 70
-    assert argv[argv.index("--max-steps") + 1] == str(plan["steps"])
-    assert not (tmp_path / "runs" / "mduit-full.pilot").exists()
-
-    # Interrupted run: same planned steps, --resume, no new pilot.
+    # Interrupted run: the plan is kept and the trainer resumes from its checkpoint.
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "last.pt").write_bytes(b"")
     calls.clear()
-    pipeline_training._train_mduit(mini_benchmark, method, run_dir, budget)
+    pipeline_training._train_mduit(mini_benchmark, method, run_dir, TrainingBudget(seconds=999.0))
     [(command, argv)] = calls
-    assert "--resume" in argv and argv[argv.index("--max-steps") + 1] == str(plan["steps"])
+    assert "--resume" in argv and argv[argv.index("--time-budget-min") + 1] == "2.5"
 
 
-def test_mduit_uses_the_trainers_time_budget_when_it_has_one(mini_benchmark, tmp_path, monkeypatch):
+def test_fixed_steps_replace_the_time_budget(mini_benchmark, tmp_path, monkeypatch):
     calls: list = []
-    monkeypatch.setattr(pipeline_training, "run_command", _fake_trainer(calls, []))
-    monkeypatch.setattr(pipeline_training, "trainer_supports_time_budget", lambda: True)
-    run_dir = tmp_path / "runs" / "mduit"
-    pipeline_training._train_mduit(mini_benchmark, MethodSpec("MDUIT", "mduit", "mduit"), run_dir,
-                                   TrainingBudget(seconds=150.0))
-    [(command, argv)] = calls                                   # no pilot run
-    assert argv[argv.index("--time-budget-min") + 1] == "2.5" and "--max-steps" not in argv
-    assert json.loads(plan_path(run_dir).read_text())["minutes"] == 2.5
+    monkeypatch.setattr(pipeline_training, "run_command", _recording_trainer(calls))
+    pipeline_training._train_mduit(mini_benchmark, MethodSpec("MDUIT", "mduit", "mduit"), tmp_path / "run",
+                                   TrainingBudget(seconds=150.0, mduit_steps=7, progress=False))
+    [(command, argv)] = calls
+    assert argv[argv.index("--max-steps") + 1] == "7" and "--time-budget-min" not in argv
+    assert "--no-progress" in argv
 
 
 def test_netvlad_gets_the_same_wall_clock_budget(tmp_path, monkeypatch):
