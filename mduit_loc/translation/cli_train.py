@@ -102,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
         if context.is_main:
             counts = trainer.training_set.domain_counts()
             print(f"MDUIT {trainer.config.preset}: {len(trainer.training_set)} images in {len(counts)} domains "
-                  f"({', '.join(f'{d} {n}' for d, n in counts.items())}); {describe_length(trainer)} of "
-                  f"{trainer.config.batch_size} x {context.world_size} on {trainer.device}"
+                  f"({', '.join(f'{d} {n}' for d, n in counts.items())}); {describe_length(trainer)}, "
+                  f"batch {trainer.config.batch_size} x {context.world_size} process(es) on {trainer.device}"
                   + (f", resuming at step {trainer.step}" if args.resume else ""))
         summary = trainer.run()
         if context.is_main:
