@@ -6,8 +6,9 @@
 Rows: raw pixels (normalised, no training); the NetVLAD baseline (light backbone) and MDUIT (tiny
 preset) trained on the same images for the same wall-clock budget; MDUIT's z with the plain summer
 database and with the database also translated into winter appearances (3 exemplars of the
-training half). Protocol: first half of the route trains, second half tests (places unseen); see
-``mduit_loc.evaluation.pipeline_nordland``. Prints a Markdown table and writes it with a JSON copy
+training half); and MDUIT's content features E_c pooled on a grid (``RUN#content:HxW``), which
+keep the spatial layout that z's global pooling discards. Protocol: first half of the route trains,
+second half tests (places unseen); see ``mduit_loc.evaluation.pipeline_nordland``. Prints a Markdown table and writes it with a JSON copy
 to WORK. Skips (exit 0) with the reason when the data is absent. Finished trainings are reused.
 """
 from __future__ import annotations
@@ -33,6 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--image-size", default="64x128", help="HxW fed to MDUIT and NetVLAD (default: 64x128, "
                                                                "the 32x64 frames upsampled twice)")
     parser.add_argument("--train-fraction", type=float, default=0.5, help="share of the route used to train")
+    parser.add_argument("--content-grid", default="4x8",
+                        help="grid of the MDUIT content-feature rows (RUN#content:HxW; default: 4x8)")
     parser.add_argument("--exemplars", type=int, default=3, help="winter appearances of the translated database")
     parser.add_argument("--mduit-steps", type=int, help="exactly this many MDUIT steps (quick looks)")
     parser.add_argument("--netvlad-steps", type=int, help="exactly this many NetVLAD steps (quick looks)")
@@ -85,7 +88,13 @@ def main(argv: list[str] | None = None) -> int:
                                   trained["netvlad"]),
             nordland.score_ranked("MDUIT z, plain database", ranked(mduit_run, "mduit"), split, trained["mduit"]),
             nordland.score_ranked(f"MDUIT z + translated database ({args.exemplars} winter appearances)",
-                                  ranked(mduit_run, "mduit-translated", translate=True), split, "same model")]
+                                  ranked(mduit_run, "mduit-translated", translate=True), split, "same model"),
+            nordland.score_ranked(f"MDUIT content features E_c, {args.content_grid} grid",
+                                  ranked(f"{mduit_run}#content:{args.content_grid}", "mduit-content"), split,
+                                  "same model"),
+            nordland.score_ranked(f"MDUIT content features E_c, {args.content_grid} grid + translated database",
+                                  ranked(f"{mduit_run}#content:{args.content_grid}", "mduit-content-translated",
+                                         translate=True), split, "same model")]
     table = nordland.rows_markdown(rows, split)
     seconds = time.perf_counter() - started
     header = (f"Nordland, winter -> summer, {args.image_size} input, {args.budget_min:g} min training per method, "

@@ -33,6 +33,7 @@ class MethodSpec:
     kind: str                      # "netvlad" or "mduit"
     train_flags: tuple[str, ...] = ()   # extra 'mduit-loc train' flags (ablations)
     translate_db: bool = False     # index translated copies of the database (needs the I2I module)
+    view: str | None = None        # MDUIT descriptor view ("content:4x4" -> RUN#content:4x4); None: z
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,8 @@ def localize_method(data: Path, run_dir: Path, method: MethodSpec, index_dir: Pa
 
     checksum = model_checksum(run_dir)
     marker = Path(results_dir) / STAGE_FILE
-    wanted = {"model": str(Path(run_dir).resolve()), "checksum": checksum, "translate_db": method.translate_db,
+    model = str(Path(run_dir).resolve()) + (f"#{method.view}" if method.view else "")
+    wanted = {"model": model, "checksum": checksum, "translate_db": method.translate_db,
               "protocol": {"per_camera": protocol.per_camera, "per_location": protocol.per_location,
                            "pose": protocol.pose, "top_k": protocol.top_k}}
     if _marker_matches(marker, wanted):
@@ -204,7 +206,7 @@ def localize_method(data: Path, run_dir: Path, method: MethodSpec, index_dir: Pa
     index_options = IndexOptions(translate_db=method.translate_db, batch_size=protocol.batch_size,
                                  num_workers=protocol.num_workers, device=protocol.device,
                                  progress=protocol.progress)
-    build_index(data, run_dir, index_dir, index_options)
+    build_index(data, model, index_dir, index_options)
     query_options = QueryOptions(top_k=protocol.top_k, per_camera=protocol.per_camera,
                                  per_location=protocol.per_location, pose=protocol.pose, data=str(data),
                                  split="test", batch_size=protocol.batch_size, num_workers=protocol.num_workers,

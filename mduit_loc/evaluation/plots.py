@@ -45,6 +45,9 @@ def position_grid(max_position_m: float = 10.0, points: int = 200) -> np.ndarray
     return np.geomspace(_MIN_POSITION_M, max_position_m, points)
 
 
+_LEGEND_INSIDE_MAX = 5   # more methods than this: the legend would hide the curves
+
+
 def plot_recall_curves(results: Sequence[EvaluationResult], path: str | Path,
                        rotation_deg: float = DEFAULT_PLOT_ROTATION_DEG, max_position_m: float = 10.0,
                        subsets: Sequence[str] = (DAY_ALL, NIGHT_ALL)) -> Path:
@@ -53,7 +56,9 @@ def plot_recall_curves(results: Sequence[EvaluationResult], path: str | Path,
         raise MduitError("no results to plot")
     plt = _pyplot()
     grid = position_grid(max_position_m)
-    figure, axes = plt.subplots(1, len(subsets), figsize=(5.2 * len(subsets), 4.0), squeeze=False)
+    legend_rows = 0 if len(results) <= _LEGEND_INSIDE_MAX else (len(results) + 3) // 4
+    height = 4.0 + 0.25 * legend_rows + (0.5 if legend_rows else 0.0)
+    figure, axes = plt.subplots(1, len(subsets), figsize=(5.2 * len(subsets), height), squeeze=False)
     try:
         for axis, subset in zip(axes[0], subsets):
             count = 0
@@ -75,7 +80,13 @@ def plot_recall_curves(results: Sequence[EvaluationResult], path: str | Path,
             axis.set_ylabel(f"% queries localized (rotation ≤ {rotation_deg:g}°)")
             axis.set_title(f"{subset.replace('-', ' ')} ({count} queries)")
             axis.grid(True, alpha=0.3)
-            axis.legend(loc="lower right", fontsize="small")
+            if len(results) <= _LEGEND_INSIDE_MAX:
+                axis.legend(loc="lower right", fontsize="small")
+        if len(results) > _LEGEND_INSIDE_MAX:  # one shared legend below the panels instead of over the curves
+            handles, labels = axes[0][0].get_legend_handles_labels()
+            figure.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize="small",
+                          frameon=False)
+            figure.subplots_adjust(bottom=(0.6 + 0.25 * legend_rows) / height)
         return _save(figure, path)
     finally:
         plt.close(figure)

@@ -18,7 +18,9 @@ from mduit_loc.retrieval.query_inputs import SPLITS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True,
-                        help="MDUIT or NetVLAD run directory, NetVLAD .mat checkpoint, or raw-pixels[:HxW]")
+                        help="MDUIT or NetVLAD run directory, NetVLAD .mat checkpoint, or raw-pixels[:HxW]; "
+                             "an MDUIT run gives z, RUN#content:HxW its content features pooled on an HxW grid "
+                             "(keeps the spatial layout; better on low-resolution route data such as Nordland)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", nargs="+", metavar="PATH",
                         help="image files, folders, list files (names relative to --image-root) or a dataset "

@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", required=True, metavar="DATASET_OR_DIR",
                         help="the map: a RobotCar Seasons folder (real or synthetic) or a COLMAP model folder")
     parser.add_argument("--model", required=True,
-                        help="MDUIT or NetVLAD run directory, NetVLAD .mat checkpoint, or raw-pixels[:HxW]")
+                        help="MDUIT or NetVLAD run directory, NetVLAD .mat checkpoint, or raw-pixels[:HxW]; "
+                             "an MDUIT run gives z, RUN#content:HxW its content features pooled on an HxW grid "
+                             "(keeps the spatial layout; better on low-resolution route data such as Nordland)")
     parser.add_argument("--out", required=True, type=Path, metavar="INDEX", help="index directory to write")
     parser.add_argument("--image-root", help="image folder of a COLMAP map (default: images/ next to it)")
     group = parser.add_argument_group("index")

@@ -1,7 +1,10 @@
 """Global descriptor registry: one interface for MDUIT ``z``, the NetVLAD baseline and raw pixels.
 
 ``load_descriptor(spec, device)`` accepts
-- an MDUIT run directory (``run.json`` with ``"kind": "mduit"``), or its ``model.pt``;
+- an MDUIT run directory (``run.json`` with ``"kind": "mduit"``), or its ``model.pt``: the
+  descriptor is ``z = H(E_c(I))``; ``RUN#content:HxW`` instead average-pools the content features
+  ``E_c(I)`` onto an H x W grid and flattens them (keeps the spatial layout that global pooling
+  discards; on Nordland's low-resolution frames that layout is what tells places apart);
 - a NetVLAD run directory (``"kind": "netvlad"``) or an official ``*.mat`` checkpoint;
 - ``raw-pixels`` or ``raw-pixels:HxW`` (a down-sampled, contrast-normalised thumbnail; a
   model-free baseline and the descriptor used to test the retrieval machinery).
@@ -24,6 +27,8 @@ from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
 from mduit_loc.runtime import autocast
 
 RAW_PIXELS = "raw-pixels"
+VIEW_SEPARATOR = "#"          # RUN#content:HxW picks another view of an MDUIT run
+CONTENT_VIEW = "content"
 _RAW_PIXELS_GRID = (16, 16)
 _RAW_PIXELS_UPSAMPLE = 4  # images are decoded at 4x the grid and area-averaged down
 
@@ -100,6 +105,21 @@ class ModuleDescriptor(GlobalDescriptor):
         return module if self.name == "mduit" and usable else None
 
 
+class ContentGridDescriptor(ModuleDescriptor):
+    """MDUIT's content features ``E_c(I)`` average-pooled onto a ``grid`` and flattened."""
+
+    def __init__(self, module, spec: str, grid: tuple[int, int], device: torch.device):
+        super().__init__(module, "mduit", spec, "content", device)
+        self.grid = grid
+        self.dim = int(module.config.content_channels) * grid[0] * grid[1]
+        view = f"{CONTENT_VIEW}:{grid[0]}x{grid[1]}"
+        # Another vector space than z: an index of z must refuse these queries, and vice versa.
+        self.checksum = hashlib.sha256(f"{module.checksum}{VIEW_SEPARATOR}{view}".encode()).hexdigest()
+
+    def describe(self, images: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(self._method(images), self.grid).flatten(1)
+
+
 # --- registry -------------------------------------------------------------------------------
 DescriptorFactory = Callable[[str, torch.device], GlobalDescriptor]
 _FACTORIES: dict[str, DescriptorFactory] = {}
@@ -110,14 +130,15 @@ def register_descriptor(prefix: str, factory: DescriptorFactory) -> None:
     _FACTORIES[prefix] = factory
 
 
-def _parse_grid(spec: str) -> tuple[int, int]:
+def _parse_grid(spec: str, default: tuple[int, int] = _RAW_PIXELS_GRID,
+                expected: str = "'raw-pixels' or 'raw-pixels:HxW' (e.g. raw-pixels:16x16)") -> tuple[int, int]:
     _, _, size = spec.partition(":")
     if not size:
-        return _RAW_PIXELS_GRID
+        return default
     try:
         height, width = (int(v) for v in size.lower().split("x"))
     except ValueError:
-        raise MduitError(f"descriptor {spec!r}: expected 'raw-pixels' or 'raw-pixels:HxW' (e.g. raw-pixels:16x16)") from None
+        raise MduitError(f"descriptor {spec!r}: expected {expected}") from None
     if height < 1 or width < 1:
         raise MduitError(f"descriptor {spec!r}: the grid must be at least 1x1")
     return height, width
@@ -138,11 +159,17 @@ def read_run_kind(run_dir: Path) -> str:
     return kind
 
 
-def _load_mduit(run_dir: Path, device: torch.device) -> GlobalDescriptor:
+def _load_mduit(run_dir: Path, device: torch.device, view: str | None = None) -> GlobalDescriptor:
     from mduit_loc.translation.model_io import load_mduit
 
+    if view is not None and view.split(":", 1)[0] != CONTENT_VIEW:
+        raise MduitError(f"{run_dir}{VIEW_SEPARATOR}{view}: unknown MDUIT view {view!r}; expected "
+                         f"'{CONTENT_VIEW}:HxW' (e.g. {run_dir}{VIEW_SEPARATOR}{CONTENT_VIEW}:4x8)")
     model = load_mduit(run_dir, device)
-    return ModuleDescriptor(model, "mduit", str(run_dir), "describe", device)
+    if view is None:
+        return ModuleDescriptor(model, "mduit", str(run_dir), "describe", device)
+    grid = _parse_grid(view, (4, 4), f"'{CONTENT_VIEW}:HxW' (e.g. {CONTENT_VIEW}:4x8)")
+    return ContentGridDescriptor(model, f"{run_dir}{VIEW_SEPARATOR}{CONTENT_VIEW}:{grid[0]}x{grid[1]}", grid, device)
 
 
 def _load_netvlad(path: Path, device: torch.device) -> GlobalDescriptor:
@@ -159,10 +186,15 @@ def load_descriptor(spec: str | Path, device: torch.device | str = "cpu") -> Glo
     prefix = text.split(":", 1)[0]
     if prefix in _FACTORIES and not Path(text).exists():
         return _FACTORIES[prefix](text, device)
+    view = None
+    if VIEW_SEPARATOR in text and not Path(text).exists():
+        text, view = text.rsplit(VIEW_SEPARATOR, 1)
     # Absolute: the spec is stored in the index manifest and must work from any working directory.
     path = Path(text).expanduser().resolve() if Path(text).exists() else Path(text)
     if path.is_file() and path.name == "model.pt":
         path = path.parent
+    if path.is_file() and view is not None:
+        raise MduitError(f"{path}{VIEW_SEPARATOR}{view}: views ({VIEW_SEPARATOR}...) exist for MDUIT run directories only")
     if path.is_file() and path.suffix.lower() == ".mat":
         return _load_netvlad(path, device)
     if path.is_dir():
@@ -171,7 +203,11 @@ def load_descriptor(spec: str | Path, device: torch.device | str = "cpu") -> Glo
                                     "a model directory holds run.json and model.pt (from 'mduit-loc train' "
                                     "or 'mduit-loc train-netvlad')")
         kind = read_run_kind(path)
-        return _load_mduit(path, device) if kind == "mduit" else _load_netvlad(path, device)
+        if kind == "mduit":
+            return _load_mduit(path, device, view)
+        if view is not None:
+            raise MduitError(f"{path}{VIEW_SEPARATOR}{view}: views ({VIEW_SEPARATOR}...) exist for MDUIT runs only")
+        return _load_netvlad(path, device)
     known = ", ".join(sorted(_FACTORIES))
     raise DataNotFoundError(path, "descriptor model",
                             f"give an MDUIT or NetVLAD run directory, a NetVLAD .mat file, or one of: {known}")

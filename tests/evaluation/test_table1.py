@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import json
+
 import pytest
 
 from mduit_loc import cli
@@ -19,7 +21,8 @@ MINI_BUDGET = TrainingBudget(seconds=60.0, mduit_steps=1, netvlad_steps=1,
                              mduit_settings=("image_size=16x16", "appearance_input_size=16"),
                              netvlad_image_size="32", num_workers=0, progress=False)
 MINI_PROTOCOL = RetrievalProtocol(num_workers=0, progress=False)
-ROWS = ["NetVLAD", "w/o I2I, NCE", "w/o I2I", "w/o NCE", "Full", "Full, plain db"]
+ROWS = ["NetVLAD", "w/o I2I, NCE", "w/o I2I", "w/o NCE", "Full", "Full, plain db",
+        "w/o I2I, NCE · E_c grid", "w/o I2I · E_c grid", "w/o NCE · E_c grid", "Full · E_c grid"]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +74,10 @@ def test_table1_trains_every_row_then_resumes_per_method(mini_benchmark, tmp_pat
     assert not (out / "runs" / "mduit-full-plain-db").exists()
     assert (out / "index" / "mduit-full" / "translations.h5").is_file()
     assert not (out / "index" / "mduit-no-i2i" / "translations.h5").exists()
+    # The E_c grid rows reuse the trained models and index their content-feature view.
+    assert not (out / "runs" / "mduit-full-content").exists()
+    manifest = json.loads((out / "index" / "mduit-full-content" / "manifest.json").read_text())
+    assert manifest["descriptor"]["spec"].endswith("mduit-full#content:4x4")
 
     # Remove NetVLAD's results and model: only NetVLAD is trained and localized again.
     import shutil

@@ -64,6 +64,47 @@ def test_mduit_run_gives_unit_descriptors_and_a_translator(mduit_run):
     assert load_translator(mduit_run / "model.pt", "cpu") is not None
 
 
+def test_content_grid_view_pools_the_content_features_on_a_grid(mduit_run):
+    descriptor = load_descriptor(f"{mduit_run}#content:2x3", "cpu")
+    model = descriptor.module
+    channels = model.config.content_channels
+    assert descriptor.name == "mduit" and descriptor.dim == channels * 2 * 3
+    assert descriptor.spec == f"{mduit_run.resolve()}#content:2x3", "the manifest must find the same view again"
+    images = torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        content = model.content(images)                      # (2, C, h, w)
+    h, w = content.shape[-2:]
+    # hand-computed reference: the mean of each channel over each of the 2 x 3 cells, channel-major
+    cells = [content[:, :, i * h // 2:(i + 1) * h // 2, j * w // 3:-(-(j + 1) * w // 3)].mean((2, 3))
+             for i in range(2) for j in range(3)]
+    expected = torch.nn.functional.normalize(torch.stack(cells, dim=2).flatten(1), dim=1)
+    assert torch.allclose(descriptor(images), expected, atol=1e-5)
+    z = load_descriptor(mduit_run, "cpu")
+    assert descriptor.checksum != z.checksum, "an index of z must refuse content-grid queries"
+    assert descriptor.translator is not None
+    assert load_descriptor(f"{mduit_run}#content", "cpu").dim == channels * 4 * 4
+
+
+def test_content_grid_index_finds_its_view_again_from_the_manifest(mduit_run, dataset, tmp_path):
+    index_dir = build_index(dataset, f"{mduit_run}#content:2x2", tmp_path / "index", IndexOptions(**OPTIONS))
+    assert load_index(index_dir).manifest["descriptor"]["spec"].endswith("#content:2x2")
+    results = localize(index_dir, dataset, QueryOptions(top_k=2, **OPTIONS))   # no --model: from the manifest
+    assert all(len(r) == 2 for r in results.pairs.values())
+    with pytest.raises(ConfigMismatchError, match="model checksum"):
+        localize(index_dir, dataset, QueryOptions(model=str(mduit_run), **OPTIONS))
+
+
+def test_bad_views_are_clear_errors(mduit_run, netvlad_run):
+    from mduit_loc.errors import MduitError
+
+    with pytest.raises(MduitError, match="unknown MDUIT view 'pixels'"):
+        load_descriptor(f"{mduit_run}#pixels", "cpu")
+    with pytest.raises(MduitError, match="content:HxW"):
+        load_descriptor(f"{mduit_run}#content:axb", "cpu")
+    with pytest.raises(MduitError, match="for MDUIT runs only"):
+        load_descriptor(f"{netvlad_run}#content:2x2", "cpu")
+
+
 def test_mduit_translated_index_and_query(mduit_run, dataset, tmp_path):
     options = IndexOptions(translate_db=True, **{k: v for k, v in OPTIONS.items()})
     index_dir = build_index(dataset, mduit_run, tmp_path / "index", options)
