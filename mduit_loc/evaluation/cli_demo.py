@@ -49,10 +49,13 @@ def _budget(args):
 
 
 def _methods():
+    """(method, run folder key): the trained methods, then a view of the MDUIT model (no training of its own)."""
     from mduit_loc.evaluation.pipeline import MethodSpec
 
-    return (MethodSpec("MDUIT (translated db)", "mduit", "mduit", (), translate_db=True),
-            MethodSpec("NetVLAD", "netvlad", "netvlad"))
+    return ((MethodSpec("MDUIT (translated db)", "mduit", "mduit", (), translate_db=True), "mduit"),
+            (MethodSpec("NetVLAD", "netvlad", "netvlad"), "netvlad"),
+            # content features on a grid instead of z: see README, Table 1's "E_c grid" rows
+            (MethodSpec("MDUIT E_c grid", "mduit-content", "mduit", view="content:4x4"), "mduit"))
 
 
 def run(args) -> int:
@@ -64,10 +67,13 @@ def run(args) -> int:
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    budget, methods = _budget(args), _methods()
+    budget, plan = _budget(args), _methods()
+    methods = [method for method, _ in plan]
+    trained = [method for method, run_key in plan if method.key == run_key]
+    run_of = {method.key: run_key for method, run_key in plan}
     protocol = RetrievalProtocol(per_location=not args.no_per_location, device=args.device,
                                  num_workers=args.num_workers, progress=not args.no_progress)
-    clock = StageClock(out, 9, "demo")
+    clock = StageClock(out, 1 + len(trained) + len(methods) + 4, "demo")
     print(f"mduit-loc demo -> {out} ({configure_threads(args.threads)} torch thread(s))", file=sys.stderr)
     data = args.data or out / "data"
     with clock.stage("render", f"synthetic benchmark ({args.preset}) -> {data}") as stage:
@@ -76,7 +82,7 @@ def run(args) -> int:
         else:
             render_synthetic(data, args.preset, args.seed, args.size, args.locations, quiet=args.no_progress)
     records = {}
-    for method in methods:
+    for method in trained:
         run_dir = out / "runs" / method.key
         what = "MDUIT (tiny preset)" if method.kind == "mduit" else "NetVLAD baseline (light backbone)"
         with clock.stage(f"train-{method.key}", f"train {what}, budget {budget.seconds / 60:g} min -> {run_dir}") \
@@ -88,8 +94,8 @@ def run(args) -> int:
     for method in methods:
         what = "index (translated database) and localize" if method.translate_db else "index and localize"
         with clock.stage(f"localize-{method.key}", f"{method.label}: {what} the test queries"):
-            poses[method.key] = localize_method(data, out / "runs" / method.key, method, out / "index" / method.key,
-                                                out / "results" / method.key, protocol)
+            poses[method.key] = localize_method(data, out / "runs" / run_of[method.key], method,
+                                                out / "index" / method.key, out / "results" / method.key, protocol)
     with clock.stage("evaluate", "evaluate (day / night recall)"):
         results = evaluate_poses(data, {m.label: poses[m.key] for m in methods})
         files = _write_evaluation(results, out)
@@ -102,7 +108,8 @@ def run(args) -> int:
 
         report = write_demo_report(out, data, args, methods, records, results, files, grids, submissions,
                                    protocol, clock.timings)
-    _print_summary(results, out, data, files, grids, submissions, report, format_seconds(clock.elapsed()))
+    _print_summary(results, out, data, files, grids, submissions, report, format_seconds(clock.elapsed()),
+                   [method.key for method in methods])
     return 0
 
 
@@ -115,7 +122,8 @@ def _write_evaluation(results, out: Path) -> dict[str, Path]:
             "plot": plot_recall_curves(results, out / "recall_curves.png")}
 
 
-def _print_summary(results, out: Path, data: Path, files, grids, submissions, report, elapsed: str) -> None:
+def _print_summary(results, out: Path, data: Path, files, grids, submissions, report, elapsed: str,
+                   keys: list[str]) -> None:
     from mduit_loc.evaluation.tables import main_table
 
     print("\n" + main_table(results).to_text())
@@ -124,7 +132,7 @@ def _print_summary(results, out: Path, data: Path, files, grids, submissions, re
              f"  dataset       {data}",
              f"  models        {out / 'runs' / 'mduit'}  {out / 'runs' / 'netvlad'}",
              f"  indexes       {out / 'index'}",
-             f"  poses, pairs  {out / 'results' / 'mduit'}  {out / 'results' / 'netvlad'}",
+             "  poses, pairs  " + "  ".join(str(out / "results" / key) for key in keys),
              f"  evaluation    {files['csv']}  {files['queries_csv']}  {files['plot']}",
              "  submissions   " + "  ".join(str(p) for p in submissions.values()),
              "  translations  " + "  ".join(str(p) for p in grids.values()),

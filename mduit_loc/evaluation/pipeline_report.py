@@ -20,7 +20,9 @@ def training_table(methods, records: dict) -> Table:
     """Per method: training wall seconds, steps and images seen (from each run.json)."""
     rows = []
     for method in methods:
-        record = records[method.key]
+        record = records.get(method.key)
+        if record is None:  # a view of another method's model (e.g. MDUIT's E_c grid): nothing trained
+            continue
         images = record.images_seen if record.images_seen is not None else "-"
         rows.append([method.label, _number(record.seconds), str(record.steps), str(images), str(record.run_dir)])
     return Table("Training (same data, same wall-clock budget)", ["Method", "Seconds", "Steps", "Images seen", "Run"],
@@ -55,7 +57,9 @@ def write_demo_report(out: Path, data: Path, args, methods: Sequence, records: d
                f"database is indexed together with its translations into one exemplar appearance per "
                f"condition), NetVLAD with the light CPU backbone, weakly supervised by the database poses. "
                f"MDUIT also sees the unlabelled test query images (translation is unsupervised, as in the "
-               f"paper); NetVLAD needs poses, so it trains on the posed images only.\n\n"
+               f"paper); NetVLAD needs poses, so it trains on the posed images only. 'MDUIT E_c grid' is the "
+               f"same MDUIT model describing images by its content features E_c(I) average-pooled on a 4 x 4 "
+               f"grid ('--model RUN#content:4x4') instead of z, with the plain database.\n\n"
                f"Localization: {protocol.describe()}.")
     sections = [ReportSection("Setup", summary)]
     sections += evaluation_sections(results, files["plot"], details=True, plot_rotation_deg=10.0)

@@ -52,12 +52,16 @@ def test_demo_runs_end_to_end_then_skips_every_stage(mini_benchmark, tmp_path, c
         assert path.is_file(), path
     with open(out / "eval.csv", encoding="utf-8") as handle:
         methods = {row["method"] for row in csv.DictReader(handle)}
-    assert methods == {"MDUIT (translated db)", "NetVLAD"}
+    assert methods == {"MDUIT (translated db)", "NetVLAD", "MDUIT E_c grid"}
+    # The E_c grid row is a view of the MDUIT model: no run of its own, an index of its content features.
+    assert not (out / "runs" / "mduit-content").exists()
+    manifest = json.loads((out / "index" / "mduit-content" / "manifest.json").read_text())
+    assert manifest["descriptor"]["spec"].endswith("#content:4x4")
 
     # One submission line per rear test query, world->camera, without the condition.
     test_list = (mini_benchmark / "robotcar_v2_test.txt").read_text().split()
     rear_tests = {Path(n).stem for n in test_list if "rear/" in n}
-    for key in ("mduit", "netvlad"):
+    for key in ("mduit", "netvlad", "mduit-content"):
         lines = (out / "submission" / f"submission_{key}.txt").read_text().splitlines()
         assert {Path(line.split()[0]).stem for line in lines} == rear_tests
         assert all(line.startswith("rear/") and len(line.split()) == 8 for line in lines)
@@ -75,7 +79,8 @@ def test_demo_runs_end_to_end_then_skips_every_stage(mini_benchmark, tmp_path, c
     assert cli.main(["demo", "--out", str(out), "--data", str(mini_benchmark), *MINI_FLAGS]) == 0
     assert "skipped: already trained" in capsys.readouterr().err
     timings = json.loads((out / "timings.json").read_text())
-    assert {"render", "train-mduit", "train-netvlad", "localize-mduit", "report"} <= set(timings)
+    assert {"render", "train-mduit", "train-netvlad", "localize-mduit", "localize-mduit-content",
+            "report"} <= set(timings)
 
 
 def test_demo_refuses_a_non_positive_budget(tmp_path, capsys):
