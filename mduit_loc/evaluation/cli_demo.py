@@ -49,13 +49,12 @@ def _budget(args):
 
 
 def _methods():
-    """(method, run folder key): the trained methods, then a view of the MDUIT model (no training of its own)."""
     from mduit_loc.evaluation.pipeline import MethodSpec
 
-    return ((MethodSpec("MDUIT (translated db)", "mduit", "mduit", (), translate_db=True), "mduit"),
-            (MethodSpec("NetVLAD", "netvlad", "netvlad"), "netvlad"),
+    return (MethodSpec("MDUIT (translated db)", "mduit", "mduit", (), translate_db=True),
+            MethodSpec("NetVLAD", "netvlad", "netvlad"),
             # content features on a grid instead of z: see README, Table 1's "E_c grid" rows
-            (MethodSpec("MDUIT E_c grid", "mduit-content", "mduit", view="content:4x4"), "mduit"))
+            MethodSpec("MDUIT E_c grid", "mduit-content", "mduit", view="content:4x4", trained_by="mduit"))
 
 
 def run(args) -> int:
@@ -67,10 +66,8 @@ def run(args) -> int:
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    budget, plan = _budget(args), _methods()
-    methods = [method for method, _ in plan]
-    trained = [method for method, run_key in plan if method.key == run_key]
-    run_of = {method.key: run_key for method, run_key in plan}
+    budget, methods = _budget(args), _methods()
+    trained = [method for method in methods if method.trained_by is None]
     protocol = RetrievalProtocol(per_location=not args.no_per_location, device=args.device,
                                  num_workers=args.num_workers, progress=not args.no_progress)
     clock = StageClock(out, 1 + len(trained) + len(methods) + 4, "demo")
@@ -94,7 +91,7 @@ def run(args) -> int:
     for method in methods:
         what = "index (translated database) and localize" if method.translate_db else "index and localize"
         with clock.stage(f"localize-{method.key}", f"{method.label}: {what} the test queries"):
-            poses[method.key] = localize_method(data, out / "runs" / run_of[method.key], method,
+            poses[method.key] = localize_method(data, out / "runs" / method.run_key, method,
                                                 out / "index" / method.key, out / "results" / method.key, protocol)
     with clock.stage("evaluate", "evaluate (day / night recall)"):
         results = evaluate_poses(data, {m.label: poses[m.key] for m in methods})

@@ -34,6 +34,12 @@ class MethodSpec:
     train_flags: tuple[str, ...] = ()   # extra 'mduit-loc train' flags (ablations)
     translate_db: bool = False     # index translated copies of the database (needs the I2I module)
     view: str | None = None        # MDUIT descriptor view ("content:4x4" -> RUN#content:4x4); None: z
+    trained_by: str | None = None  # key of the method whose model this one reuses (no training of its own)
+
+    @property
+    def run_key(self) -> str:
+        """The run folder (``runs/<run_key>``) holding this method's model."""
+        return self.trained_by or self.key
 
 
 @dataclass(frozen=True)

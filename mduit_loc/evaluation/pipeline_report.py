@@ -20,9 +20,9 @@ def training_table(methods, records: dict) -> Table:
     """Per method: training wall seconds, steps and images seen (from each run.json)."""
     rows = []
     for method in methods:
-        record = records.get(method.key)
-        if record is None:  # a view of another method's model (e.g. MDUIT's E_c grid): nothing trained
+        if method.trained_by:  # a view of another method's model (e.g. MDUIT's E_c grid): nothing trained
             continue
+        record = records[method.key]
         images = record.images_seen if record.images_seen is not None else "-"
         rows.append([method.label, _number(record.seconds), str(record.steps), str(images), str(record.run_dir)])
     return Table("Training (same data, same wall-clock budget)", ["Method", "Seconds", "Steps", "Images seen", "Run"],

@@ -44,13 +44,14 @@ TABLE1_METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("Full", "mduit-full", "mduit", (), translate_db=True),
 )
 # Same model as Full (no extra training), plain database: what the translated database adds.
-FULL_PLAIN_DB = MethodSpec("Full, plain db", "mduit-full-plain-db", "mduit", (), translate_db=False)
+FULL_PLAIN_DB = MethodSpec("Full, plain db", "mduit-full-plain-db", "mduit", (), translate_db=False,
+                           trained_by="mduit-full")
 # The same MDUIT models described by their content features on a grid instead of z (RUN#content:4x4):
 # global pooling discards the spatial layout, which the grid keeps.
 CONTENT_VIEW = "content:4x4"
 CONTENT_ROWS = tuple(MethodSpec(f"{m.label} · E_c grid", f"{m.key}-content", "mduit", m.train_flags,
-                                m.translate_db, CONTENT_VIEW) for m in TABLE1_METHODS if m.kind == "mduit")
-TRAINED_BY = {FULL_PLAIN_DB.key: "mduit-full", **{row.key: row.key.removesuffix("-content") for row in CONTENT_ROWS}}
+                                m.translate_db, CONTENT_VIEW, trained_by=m.key)
+                     for m in TABLE1_METHODS if m.kind == "mduit")
 COLUMNS = ("day 0.25m/2°", "day 0.5m/5°", "day 5m/10°", "night 0.25m/2°", "night 0.5m/5°", "night 5m/10°")
 CSV_FILE, MARKDOWN_FILE = "table1.csv", "table1.md"
 
@@ -89,13 +90,12 @@ def run_table1(data: Path, out: Path, budget: TrainingBudget, protocol: Retrieva
     chosen = list(methods)
     if extra_rows:
         keys = {m.key for m in methods}
-        chosen += [FULL_PLAIN_DB] if "mduit-full" in keys else []
-        chosen += [row for row in CONTENT_ROWS if TRAINED_BY[row.key] in keys]
+        chosen += [row for row in (FULL_PLAIN_DB, *CONTENT_ROWS) if row.trained_by in keys]
     clock = StageClock(out, 2 * len(chosen) + 1, "table1")
     records, poses = {}, {}
     for method in chosen:
-        run_dir = out / "runs" / TRAINED_BY.get(method.key, method.key)
-        what = (f"model of {run_dir.name} (no training of its own)" if method.key in TRAINED_BY
+        run_dir = out / "runs" / method.run_key
+        what = (f"model of {run_dir.name} (no training of its own)" if method.trained_by
                 else f"train {method.label} ({budget.seconds / 60:g} min budget)")
         with clock.stage(f"train-{method.key}", what):
             records[method.key] = train_method(data, method, run_dir, budget)

@@ -29,7 +29,7 @@ class StepBudget:
 
     budget_s: float
     max_total_steps: int
-    fixed_total: int | None = None   # the step count once estimated
+    fixed_total: int | None = None   # the step count of the latest fit (None during the probe)
     probe_start_step: int | None = None
     probe_start_s: float = 0.0
     fit_step: int = 0             # where the last fit was made; the next one measures the speed from here
@@ -50,8 +50,7 @@ class StepBudget:
             if may_refit and elapsed_s - self.fit_s >= REFIT_BUDGET_FRACTION * self.budget_s and step > self.fit_step:
                 # the window's pace already includes the pairing passes that fell in it
                 pace = (elapsed_s - self.fit_s) / (step - self.fit_step)
-                self._fit(step, elapsed_s, self.estimate_total(step, elapsed_s, pace, 0.0, steps_per_epoch,
-                                                               reserve_s=pairing_s))
+                self._fit(step, elapsed_s, self.estimate_total(step, elapsed_s, pace, pairing_s))
             return self.fixed_total
         if self.probe_start_step is None:  # the first step pays for warm-up: time from its end
             self.probe_start_step, self.probe_start_s = step, elapsed_s
@@ -60,17 +59,16 @@ class StepBudget:
         probe_s = elapsed_s - self.probe_start_s
         if probed < PROBE_STEPS and probe_s < PROBE_BUDGET_FRACTION * self.budget_s:
             return None
-        self._fit(step, elapsed_s, self.estimate_total(step, elapsed_s, probe_s / probed, pairing_s, steps_per_epoch))
+        per_step = probe_s / probed + pairing_s / max(1, steps_per_epoch)  # pairing amortised over an epoch
+        self._fit(step, elapsed_s, self.estimate_total(step, elapsed_s, per_step, pairing_s))
         return self.fixed_total
 
     def _fit(self, step: int, elapsed_s: float, total: int) -> None:
         self.fixed_total, self.fit_step, self.fit_s = total, step, elapsed_s
 
-    def estimate_total(self, step: int, elapsed_s: float, step_s: float, pairing_s: float,
-                       steps_per_epoch: int, reserve_s: float | None = None) -> int:
-        """``step`` plus the steps that fit in the time left, never more than ``max_total_steps``."""
-        per_step = step_s + pairing_s / max(1, steps_per_epoch)
-        # reserve about one pairing pass for finishing (per-domain filters, saving)
-        left = self.budget_s - elapsed_s - (pairing_s if reserve_s is None else reserve_s)
-        more = math.floor(left / per_step) if per_step > 0 else self.max_total_steps
+    def estimate_total(self, step: int, elapsed_s: float, per_step_s: float, reserve_s: float) -> int:
+        """``step`` plus the steps that fit in the time left after ``reserve_s`` (about one pairing pass,
+        for finishing: per-domain filters, saving), never more than ``max_total_steps``."""
+        left = self.budget_s - elapsed_s - reserve_s
+        more = math.floor(left / per_step_s) if per_step_s > 0 else self.max_total_steps
         return int(min(self.max_total_steps, max(step + 1, step + more)))

@@ -184,14 +184,17 @@ def _read_trunk(path: Path, layers: list) -> tuple[list[TrunkLayer], bool]:
     return trunk, normalize_input
 
 
-def _conv_weights(path: Path, layer, in_channels: int, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """(kH, kW, IN, OUT) + (OUT,) -> (OUT, IN, kH, kW) float32 + (OUT,) float32."""
+def _filters_and_bias(path: Path, layer, expected: str) -> tuple[np.ndarray, np.ndarray]:
+    """A conv layer's ``weights`` cell {filters, biases} as float32 arrays (biases flattened)."""
     weights = _as_list(getattr(layer, "weights", None))
     if len(weights) != 2:
-        raise FormatError(path, None, f"{where}: conv weights {{filters kHxkWxINxOUT, biases OUT}}",
-                          got=f"{len(weights)} arrays")
-    filters = np.asarray(weights[0], dtype=np.float32)
-    bias = np.asarray(weights[1], dtype=np.float32).ravel()
+        raise FormatError(path, None, expected, got=f"{len(weights)} arrays")
+    return np.asarray(weights[0], dtype=np.float32), np.asarray(weights[1], dtype=np.float32).ravel()
+
+
+def _conv_weights(path: Path, layer, in_channels: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(kH, kW, IN, OUT) + (OUT,) -> (OUT, IN, kH, kW) float32 + (OUT,) float32."""
+    filters, bias = _filters_and_bias(path, layer, f"{where}: conv weights {{filters kHxkWxINxOUT, biases OUT}}")
     out_channels = bias.size
     if filters.ndim != 4:  # squeeze_me drops singleton IN/OUT dimensions: restore them
         side = math.isqrt(max(filters.size // max(in_channels * out_channels, 1), 0))
@@ -251,12 +254,7 @@ def _read_whitening(path: Path, layers: list, vlad_index: int, model: MatNetVLAD
         if str(getattr(layer, "type", "")).lower() != "conv":
             continue
         where = f"layer {index} ({getattr(layer, 'name', '?')})"
-        weights = _as_list(getattr(layer, "weights", None))
-        if len(weights) != 2:
-            raise FormatError(path, None, f"{where}: whitening weights {{1x1x{vlad_dim}xOUT, OUT}}",
-                              got=f"{len(weights)} arrays")
-        matrix = np.asarray(weights[0], dtype=np.float32)
-        bias = np.asarray(weights[1], dtype=np.float32).ravel()
+        matrix, bias = _filters_and_bias(path, layer, f"{where}: whitening weights {{1x1x{vlad_dim}xOUT, OUT}}")
         if matrix.size != vlad_dim * bias.size or (matrix.ndim >= 2 and matrix.shape[-2] != vlad_dim):
             raise FormatError(path, None, f"{where}: whitening weights 1x1x{vlad_dim}x{bias.size}",
                               got=f"shape {matrix.shape}")
