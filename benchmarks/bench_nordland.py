@@ -8,7 +8,7 @@ preset) trained on the same images for the same wall-clock budget; MDUIT's z wit
 database and with the database also translated into winter appearances (3 exemplars of the
 training half); and MDUIT's content features E_c pooled on a grid (``RUN#content:HxW``), which
 keep the spatial layout that z's global pooling discards. Protocol: first half of the route trains,
-second half tests (places unseen); see ``mduit_loc.evaluation.pipeline_nordland``. Prints a Markdown table and writes it with a JSON copy
+second half tests (places unseen); see ``mduit_loc.pipelines.nordland``. Prints a Markdown table and writes it with a JSON copy
 to WORK. Skips (exit 0) with the reason when the data is absent. Finished trainings are reused.
 """
 from __future__ import annotations
@@ -46,10 +46,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mduit_loc.evaluation import pipeline_nordland as nordland
-    from mduit_loc.evaluation.pipeline import MethodSpec, configure_threads
-    from mduit_loc.evaluation.pipeline_training import TrainingBudget, train_method
     from mduit_loc.io_utils import write_json_atomic, write_text_atomic
+    from mduit_loc.pipelines import nordland
+    from mduit_loc.pipelines.methods import MethodSpec
+    from mduit_loc.pipelines.threads import configure_threads
+    from mduit_loc.pipelines.training import TrainingBudget, train_method
+    from mduit_loc.retrieval.netvlad.train_config import parse_image_size
+    from mduit_loc.translation.config import typed_settings
 
     args = parse_args(argv)
     reason = nordland.missing_reason(args.data)
@@ -64,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     posed = nordland.write_posed_map(args.data, split.train, nordland.SEASONS, work / "train_posed", split.frame_step)
     test_map = nordland.write_posed_map(args.data, split.test, ("summer",), work / "test_map", split.frame_step)
     budget = TrainingBudget(seconds=60.0 * args.budget_min, mduit_steps=args.mduit_steps,
-                            netvlad_steps=args.netvlad_steps, mduit_settings=(f"image_size={args.image_size}",),
-                            netvlad_image_size=args.image_size, num_workers=args.num_workers,
+                            netvlad_steps=args.netvlad_steps, mduit_settings=typed_settings({"image_size": args.image_size}),
+                            netvlad_image_size=parse_image_size(args.image_size), num_workers=args.num_workers,
                             progress=not args.no_progress)
     runs = {}
-    for method, data in ((MethodSpec("MDUIT", "mduit", "mduit"), domains),
-                         (MethodSpec("NetVLAD", "netvlad", "netvlad"), posed)):
+    for method, data in ((MethodSpec(label="MDUIT", key="mduit", kind="mduit"), domains),
+                         (MethodSpec(label="NetVLAD", key="netvlad", kind="netvlad"), posed)):
         steps = args.mduit_steps if method.kind == "mduit" else args.netvlad_steps
         what = f"{steps} steps" if steps is not None else f"{args.budget_min:g} min budget"
         print(f"[nordland] train {method.label} ({what})", file=sys.stderr, flush=True)

@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/table1.py [--data DIR] [--out DIR]   (default: benchmarks/output/) [--preset small] [--budget-min 5.5]
 
 Renders the synthetic benchmark (``--preset``, default small) into ``--data`` when that folder is
-absent or empty, then runs ``mduit_loc.evaluation.table1.run_table1`` (the same as
-``mduit-loc eval --table1``): trains every row for the same wall-clock budget, localizes the test
+absent or empty, then runs ``mduit_loc.pipelines.table1.run_table1`` (the same as
+``mduit-loc table1``): trains every row for the same wall-clock budget, localizes the test
 queries (same camera, same location, top-1 pose), prints the table in the paper's shape with the
 paper's numbers beside it, and writes table1.csv / table1.md / eval.csv / recall_curves.png to
 ``--out``. Finished methods are reused, so an interrupted run continues where it stopped.
@@ -16,7 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from mduit_loc.evaluation.pipeline_training import add_training_arguments, budget_from_args
+from mduit_loc.pipelines.cli_common import add_training_arguments, budget_from_args
+from mduit_loc.pipelines.methods import RetrievalProtocol
+from mduit_loc.pipelines.stages import holds_nothing, render_synthetic
+from mduit_loc.pipelines.table1 import print_table1, run_table1
+from mduit_loc.pipelines.threads import configure_threads
 
 # Benchmark outputs stay in the checkout (git-ignored), not in a temporary folder the OS may clear.
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -39,18 +43,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mduit_loc.evaluation import pipeline
-    from mduit_loc.evaluation.table1 import print_table1, run_table1
-
     args = parse_args(argv)
     started = time.perf_counter()
-    threads = pipeline.configure_threads(args.threads)
-    if pipeline.holds_nothing(args.data):
+    threads = configure_threads(args.threads)
+    if holds_nothing(args.data):
         print(f"rendering the synthetic benchmark ({args.preset}) into {args.data}", file=sys.stderr)
-        pipeline.render_synthetic(args.data, args.preset, quiet=args.no_progress)
+        render_synthetic(args.data, args.preset, quiet=args.no_progress)
     budget = budget_from_args(args)
-    protocol = pipeline.RetrievalProtocol(num_workers=args.num_workers, device=args.device,
-                                          progress=not args.no_progress)
+    protocol = RetrievalProtocol(num_workers=args.num_workers, device=budget.device, progress=not args.no_progress)
     table = run_table1(args.data, args.out, budget, protocol)
     print_table1(table, args.out)
     print(f"Table 1 took {(time.perf_counter() - started) / 60:.1f} min here ({threads} torch thread(s))")

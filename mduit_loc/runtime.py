@@ -16,7 +16,14 @@ def add_device_argument(parser) -> None:
                         help="'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N' (default: auto)")
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N`` -> a usable ``torch.device``.
+
+    Commands resolve their ``--device`` once with it; an API taking ``str | torch.device`` resolves
+    its argument with it once at entry. A ``torch.device`` is checked and returned.
+    """
+    if isinstance(name, torch.device):
+        name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -31,6 +38,11 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise MduitError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA "
                          f"device(s) (cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
     return device
+
+
+def default_device() -> torch.device:
+    """The default of every device option: CUDA if available, else CPU."""
+    return resolve_device("auto")
 
 
 def seed_everything(seed: int) -> None:

@@ -6,7 +6,6 @@ Examples::
     mduit-loc eval --data data/synth --poses netvlad=res/netvlad/poses.txt --poses mduit=res/mduit/poses.txt --details
     mduit-loc eval --data data/robotcar --split train --cameras rear --poses res/poses.txt
     mduit-loc eval --data data/synth --model runs/mduit --per-camera --per-location --out eval/
-    mduit-loc eval --table1 --data data/synth_small --preset small --budget-min 6 --out table1/
 
 Which queries: every query of the split with ground truth (``robotcar_v2_train.txt`` for ``train``,
 the synthetic benchmark's ``ground_truth/robotcar_v2_test_gt.txt`` for ``test``), of all cameras that
@@ -15,8 +14,8 @@ the rear camera only. Counting: position error <= tau_t AND rotation error <= ta
 a query without an estimate is a failure; day all / night all pool all images of those conditions.
 Outputs in ``--out``: eval.csv (long format), eval_queries.csv (per-query errors), recall_curves.png,
 report.md and report.html.
-With ``--table1`` it trains and evaluates the paper's Table 1 rows itself (``mduit_loc.evaluation.table1``):
-table1.csv, table1.md, eval.csv and recall_curves.png in ``--out`` (default ./table1_output).
+``mduit-loc eval --table1 ...`` is an alias of ``mduit-loc table1 ...`` (the paper's Table 1, trained
+and evaluated by ``mduit_loc.pipelines``); the dispatcher in ``mduit_loc.cli`` routes it there.
 """
 from __future__ import annotations
 
@@ -24,9 +23,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from mduit_loc.datasets import open_dataset
+from mduit_loc.datasets.types import LocalizationDataset
 from mduit_loc.errors import MduitError
-from mduit_loc.evaluation.metrics import DEFAULT_THRESHOLDS
-from mduit_loc.evaluation.pipeline_training import add_training_arguments, budget_from_args
+from mduit_loc.evaluation.evaluate import GroundTruth, align_estimates, evaluate, load_ground_truth
+from mduit_loc.evaluation.metrics import DEFAULT_THRESHOLDS, parse_thresholds
+from mduit_loc.evaluation.plots import plot_recall_curves
+from mduit_loc.evaluation.report import evaluation_sections, write_report
+from mduit_loc.evaluation.submission import parse_cameras
+from mduit_loc.evaluation.tables import format_results, write_csv, write_query_csv
+from mduit_loc.pose_files import read_poses
+from mduit_loc.poses import Pose
+from mduit_loc.retrieval.api import IndexOptions, QueryItem, QueryOptions, build_index, localize
+from mduit_loc.runtime import add_device_argument, resolve_device
 
 CSV_FILE, QUERY_CSV_FILE, PLOT_FILE = "eval.csv", "eval_queries.csv", "recall_curves.png"
 
@@ -63,28 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pose", default="top1", help="pose from retrieval: top1 (default), mean, weighted, pnp")
     group.add_argument("--top-k", type=int, default=10, help="database images retrieved per query (default: 10)")
     group.add_argument("--batch-size", type=int, default=16, help="images per batch (default: 16)")
-    # Same flag as mduit_loc.runtime.add_device_argument, without importing torch for --help.
-    group.add_argument("--device", default="auto",
-                       help="'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N' (default: auto)")
-    add_table1_arguments(parser)
-
-
-def add_table1_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--table1``: train and evaluate the paper's Table 1 rows on --data (see mduit_loc.evaluation.table1)."""
-    group = parser.add_argument_group("the paper's Table 1 (--table1)")
-    group.add_argument("--table1", action="store_true",
-                       help="train NetVLAD and the four MDUIT variants (w/o I2I and NCE, w/o I2I, w/o NCE, Full) "
-                            "on --data with the same budget, evaluate them and print the paper's Table 1 with the "
-                            "paper's numbers beside; finished methods are not redone (default --out: ./table1_output)")
-    group.add_argument("--preset", choices=("tiny", "small", "full"),
-                       help="--table1: render this synthetic benchmark into --data first when --data is absent "
-                            "or empty (otherwise --data is used as it is)")
-    group.add_argument("--budget-min", type=float, default=6.0,
-                       help="--table1: wall-clock training minutes per method (default: 6)")
-    add_training_arguments(group, "--table1")
-    group.add_argument("--threads", type=int,
-                       help="--table1: torch threads (default: all cores, or 1 when the machine is already busy)")
-    group.add_argument("--no-progress", action="store_true", help="--table1: no progress bars")
+    add_device_argument(group)
 
 
 def split_named(text: str, option: str) -> tuple[str | None, str]:
@@ -114,9 +102,10 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _sources(args) -> list[tuple[str, str, str]]:
+def _sources(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     """(kind, method name, value) for every --poses / --model / --index, in order."""
-    sources, taken = [], set()
+    sources: list[tuple[str, str, str]] = []
+    taken: set[str] = set()
     for kind, values in (("poses", args.poses), ("model", args.model), ("index", args.index)):
         for text in values:
             name, value = split_named(text, f"--{kind}")
@@ -126,66 +115,33 @@ def _sources(args) -> list[tuple[str, str, str]]:
     return sources
 
 
-def _out_dir(args, sources) -> Path:
+def _out_dir(args: argparse.Namespace, sources: list[tuple[str, str, str]]) -> Path:
     if args.out is not None:
         return args.out
     first_poses = next((value for kind, _, value in sources if kind == "poses"), None)
     return Path(first_poses).parent / "eval" if first_poses else Path("eval")
 
 
-def _localize(kind: str, name: str, value: str, args, dataset, ground_truth, cameras, out: Path) -> dict:
-    try:
-        from mduit_loc.retrieval.api import IndexOptions, QueryItem, QueryOptions, build_index, localize
-    except ImportError as err:
-        raise MduitError(f"--{kind} needs the retrieval stage (mduit_loc.retrieval.api): {err}") from None
+def _localize(kind: str, name: str, value: str, args: argparse.Namespace, dataset: LocalizationDataset,
+              ground_truth: GroundTruth, cameras: tuple[str, ...] | None, out: Path) -> dict[str, Pose]:
+    device = resolve_device(args.device)
     if kind == "model":
         index = build_index(dataset, value, out / f"index-{name}",
                             IndexOptions(translate_db=args.translate_db, batch_size=args.batch_size,
-                                         device=args.device))
+                                         device=device))
     else:
         index = Path(value)
     items = [QueryItem(q.name, dataset.image_path(q.name), q.camera, q.location) for q in dataset.queries
              if q.name in ground_truth.poses and (cameras is None or q.camera in cameras)]
     options = QueryOptions(top_k=args.top_k, per_camera=args.per_camera, per_location=args.per_location,
-                           pose=args.pose, data=str(args.data), batch_size=args.batch_size, device=args.device)
+                           pose=args.pose, data=str(args.data), batch_size=args.batch_size, device=device)
     results = localize(index, items, options, out / name)
     print(f"{name}: {len(results.poses)} of {len(items)} queries localized; poses in {out / name / 'poses.txt'}",
           file=sys.stderr)
     return results.poses
 
 
-def run_table1_command(args) -> int:
-    from mduit_loc.evaluation import pipeline
-    from mduit_loc.evaluation.pipeline import RetrievalProtocol, configure_threads
-    from mduit_loc.evaluation.table1 import print_table1, run_table1
-
-    if args.poses or args.model or args.index:
-        raise MduitError("--table1 trains its own models: leave out --poses, --model and --index")
-    budget = budget_from_args(args)
-    print(f"Table 1: {configure_threads(args.threads)} torch thread(s)", file=sys.stderr)
-    if args.preset and pipeline.holds_nothing(args.data):
-        pipeline.render_synthetic(args.data, args.preset, quiet=args.no_progress)
-    out = args.out or Path("table1_output")
-    protocol = RetrievalProtocol(per_camera=True, per_location=True, pose=args.pose, top_k=args.top_k,
-                                 batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
-                                 progress=not args.no_progress)
-    table = run_table1(args.data, out, budget, protocol)
-    print_table1(table, out)
-    return 0
-
-
-def run(args) -> int:
-    if getattr(args, "table1", False):
-        return run_table1_command(args)
-    from mduit_loc.datasets import open_dataset
-    from mduit_loc.evaluation.evaluate import align_estimates, evaluate, load_ground_truth
-    from mduit_loc.evaluation.metrics import parse_thresholds
-    from mduit_loc.evaluation.plots import plot_recall_curves
-    from mduit_loc.evaluation.report import evaluation_sections, write_report
-    from mduit_loc.evaluation.submission import parse_cameras
-    from mduit_loc.evaluation.tables import format_results, write_csv, write_query_csv
-    from mduit_loc.pose_files import read_poses
-
+def run(args: argparse.Namespace) -> int:
     thresholds = parse_thresholds(args.thresholds)
     cameras = None if args.cameras.strip() == "all" else parse_cameras(args.cameras)
     sources = _sources(args)

@@ -218,6 +218,6 @@ def _collect(items, found, row_poses, loaded, pose_method, refinement, failed) -
 def _summary(results: LocalizationResults, loaded: LoadedIndex, options: QueryOptions) -> dict:
     refined = sum(1 for r in results.refinement.values() if r.refined)
     return {"index": str(loaded.path.resolve()), "descriptor": loaded.manifest["descriptor"],
-            "index_type": loaded.type, "options": asdict(options),
+            "index_type": loaded.type, "options": {**asdict(options), "device": str(options.device)},
             "counts": {"queries": len(results.queries), "with_pose": len(results.poses),
                        "failed_images": len(results.failed), "pnp_refined": refined}}

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from mduit_loc.runtime import add_device_argument
-from mduit_loc.translation.config import PRESETS, TranslationConfig, apply_overrides, preset
+from mduit_loc.runtime import add_device_argument, resolve_device
+from mduit_loc.translation.api import train
+from mduit_loc.translation.config import PRESETS, TranslationConfig, apply_overrides, parse_assignments, preset
 
 # command-line flag -> config field, for the settings with their own flag
 _FLAG_FIELDS = {"epochs": "epochs", "max_steps": "max_steps", "time_budget_min": "time_budget_min",
@@ -61,10 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser)
 
 
-def explicit_settings(args: argparse.Namespace) -> dict:
+def explicit_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The config fields the user set on the command line (strings are parsed by type later)."""
-    from mduit_loc.errors import MduitError
-
     settings = {field: getattr(args, flag) for flag, field in _FLAG_FIELDS.items() if getattr(args, flag) is not None}
     if args.no_i2i:
         settings["use_i2i"] = False
@@ -72,67 +72,18 @@ def explicit_settings(args: argparse.Namespace) -> dict:
         settings["use_nce"] = False
     if args.no_amp:
         settings["mixed_precision"] = False
-    for item in args.settings:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise MduitError(f"--set {item!r}: expected KEY=VALUE, e.g. --set nce_temperature=0.1")
-        settings[key.strip()] = value.strip()
+    settings.update(parse_assignments(args.settings, "--set"))
     return settings
 
 
-def build_config(args: argparse.Namespace) -> tuple[TranslationConfig, dict]:
+def build_config(args: argparse.Namespace) -> tuple[TranslationConfig, dict[str, Any]]:
     settings = explicit_settings(args)
     return apply_overrides(preset(args.preset), settings), settings
 
 
 def run(args: argparse.Namespace) -> int:
-    from mduit_loc.translation.distributed import init_distributed
-    from mduit_loc.translation.trainer import TrainOptions, Trainer
-
-    config, settings = build_config(args)
-    context = init_distributed(args.device)
-    try:
-        options = TrainOptions(data=args.data, out=args.out, image_root=args.image_root, domains=args.domains,
-                               vgg_weights=args.vgg_weights, device=args.device, resume=args.resume,
-                               stop_after=args.stop_after, num_workers=args.num_workers,
-                               progress=not args.no_progress, include_test_queries=not args.no_test_queries,
-                               threads=args.threads,
-                               explicit_settings=settings)
-        trainer = Trainer(config, options, context)
-        if context.is_main:
-            counts = trainer.training_set.domain_counts()
-            print(f"MDUIT {trainer.config.preset}: {len(trainer.training_set)} images in {len(counts)} domains "
-                  f"({', '.join(f'{d} {n}' for d, n in counts.items())}); {describe_length(trainer)}, "
-                  f"batch {trainer.config.batch_size} x {context.world_size} process(es) on {trainer.device}"
-                  + (f", resuming at step {trainer.step}" if args.resume else ""))
-        summary = trainer.run()
-        if context.is_main:
-            print_summary(summary)
-    finally:
-        context.close()
+    train(args.preset, args.data, args.out, overrides=explicit_settings(args), device=resolve_device(args.device),
+          resume=args.resume, vgg_weights=args.vgg_weights, domains=args.domains, image_root=args.image_root,
+          include_test_queries=not args.no_test_queries, num_workers=args.num_workers, threads=args.threads,
+          progress=not args.no_progress, stop_after=args.stop_after, announce=True)
     return 0
-
-
-def print_summary(summary) -> None:
-    per_step = summary.seconds / max(1, summary.steps)
-    state = "stopped (resume with --resume)" if summary.stopped_early else "finished"
-    if summary.stopped_by_budget:
-        state = "finished (time budget spent)"
-    print(f"training {state}: {summary.steps}/{summary.total_steps} steps, {summary.epochs:.2f} epochs, "
-          f"{summary.seconds:.1f} s ({per_step:.3f} s/step), {summary.world_size} process(es)")
-    if summary.final_losses:
-        print("final losses: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(summary.final_losses.items())))
-    run = summary.run_dir
-    if not summary.stopped_early:
-        print(f"model: {run / 'model.pt'}  (describe/translate with --model {run})")
-        print(f"run: {run / 'run.json'}; per-domain appearance filters: {run / 'appearances.pt'}")
-        print(f"loss curves: {run / 'losses.csv'}, {run / 'losses.png'}")
-    print(f"checkpoints: {run / 'checkpoints'}")
-
-
-def describe_length(trainer) -> str:
-    """'N steps', or how a time budget will decide the count (a huge upper bound helps nobody)."""
-    budget = trainer.budget
-    if budget is None or budget.fixed_total is not None:
-        return f"{trainer.total_steps} steps"
-    return f"steps fitted to a {trainer.config.time_budget_min:g} min budget after a short probe"

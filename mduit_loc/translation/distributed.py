@@ -69,14 +69,14 @@ class DistContext:
             dist.destroy_process_group()
 
 
-def init_distributed(device_name: str = "auto") -> DistContext:
+def init_distributed(device: torch.device) -> DistContext:
     """Join the process group that torchrun describes (if any); pick this rank's CUDA device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistContext()
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
-    use_cuda = device_name != "cpu" and torch.cuda.is_available()
+    use_cuda = device.type == "cuda"
     if use_cuda:
         torch.cuda.set_device(local_rank)
     initialised_here = False

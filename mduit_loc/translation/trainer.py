@@ -11,15 +11,16 @@ The run lasts ``max_steps`` (or ``epochs``) and, with ``time_budget_min``, at mo
 """
 from __future__ import annotations
 
+import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from mduit_loc.errors import ConfigMismatchError, MduitError
-from mduit_loc.runtime import autocast, default_num_workers, resolve_device, seed_everything
+from mduit_loc.runtime import autocast, default_num_workers, seed_everything
 from mduit_loc.translation import checkpoint as ckpt
 from mduit_loc.translation.budget import StepBudget
 from mduit_loc.translation.config import TranslationConfig
@@ -30,40 +31,8 @@ from mduit_loc.translation.finish import finish_run
 from mduit_loc.translation.mduit import build_mduit
 from mduit_loc.translation.networks import init_weights
 from mduit_loc.translation.pairing import build_epoch_plan
+from mduit_loc.translation.run_options import TrainOptions, TrainSummary
 from mduit_loc.translation.steps import Discriminators, TrainForward, discriminator_objective, generator_objective
-
-
-@dataclass
-class TrainOptions:
-    """How to run (not what to learn): paths, device, resume, progress."""
-
-    data: Path
-    out: Path
-    image_root: Path | None = None
-    domains: list[str] | None = None
-    vgg_weights: Path | None = None
-    device: str = "auto"
-    resume: bool = False
-    stop_after: int | None = None      # stop after this global step as if killed (checkpoint kept)
-    num_workers: int | None = None
-    progress: bool = True
-    keep_checkpoints: int = 3
-    include_test_queries: bool = True  # unlabelled test queries join training (translation is unsupervised)
-    threads: int | None = None         # torch intra-op threads (1 is much faster on an oversubscribed CPU)
-    explicit_settings: dict = field(default_factory=dict)  # settings the user named: must match on --resume
-
-
-@dataclass
-class TrainSummary:
-    run_dir: Path
-    steps: int
-    total_steps: int
-    epochs: float
-    seconds: float
-    final_losses: dict[str, float] = field(default_factory=dict)
-    stopped_early: bool = False        # --stop-after: a checkpoint to resume from, no model yet
-    world_size: int = 1
-    stopped_by_budget: bool = False    # the time budget ran out before the planned steps (model written)
 
 
 def lr_factor(step: int, total_steps: int, constant_fraction: float) -> float:
@@ -72,6 +41,16 @@ def lr_factor(step: int, total_steps: int, constant_fraction: float) -> float:
     if step < constant:
         return 1.0
     return max(0.0, (total_steps - step) / max(1, total_steps - constant))
+
+
+def _step_limit(config: TranslationConfig, steps_per_epoch: int) -> int:
+    """The run's length in steps before any time budget shortens it; without an epoch or step limit
+    (``epochs=None`` with a time budget) the budget alone decides, so the limit is unbounded."""
+    if config.max_steps:
+        return config.max_steps
+    if config.epochs is not None:
+        return config.epochs * steps_per_epoch
+    return sys.maxsize
 
 
 def _set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
@@ -85,7 +64,7 @@ class Trainer:
         self.context = context or DistContext()
         if options.threads:
             torch.set_num_threads(options.threads)
-        self.device = rank_device(self.context, resolve_device(options.device))
+        self.device = rank_device(self.context, options.device)
         self.run_dir = Path(options.out)
         self.resume_state = self._resume_state() if options.resume else None
         if self.resume_state is not None:
@@ -101,7 +80,7 @@ class Trainer:
         workers = default_num_workers() if options.num_workers is None else options.num_workers
         self.store = ImageStore(self.training_set.paths, config.image_size, config.cache_limit_mb, workers)
         self.steps_per_epoch = steps_per_epoch(len(self.training_set), config.batch_size, self.context.world_size)
-        self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
+        self.total_steps = _step_limit(config, self.steps_per_epoch)
         self.budget = (StepBudget(60.0 * config.time_budget_min, self.total_steps)
                        if config.time_budget_min else None)
         self.pairing_s, self.stopped_by_budget = 0.0, False

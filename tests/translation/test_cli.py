@@ -60,7 +60,7 @@ def test_list_files_name_the_missing_line(tmp_path):
     import pytest
 
     from mduit_loc.errors import DataNotFoundError
-    from mduit_loc.translation.cli_translate import expand_inputs
+    from mduit_loc.translation.translate import expand_inputs
 
     listing = tmp_path / "list.txt"
     listing.write_text("# comment\n\nmissing.png\n")

@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mduit_loc.errors import MduitError
+from mduit_loc.retrieval.netvlad.train_config import NetVLADTrainConfig, parse_image_size
+from mduit_loc.retrieval.netvlad.train_data import load_training_images
+from mduit_loc.retrieval.netvlad.training import describe_result, train_netvlad
 from mduit_loc.runtime import add_device_argument, resolve_device
 
 
@@ -44,9 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser)
 
 
-def config_from_args(args: argparse.Namespace):
-    from mduit_loc.retrieval.netvlad.train_config import NetVLADTrainConfig, parse_image_size
-
+def config_from_args(args: argparse.Namespace) -> NetVLADTrainConfig:
     return NetVLADTrainConfig(
         backbone=args.backbone, num_clusters=args.clusters,
         image_size=parse_image_size(args.image_size) if args.image_size else None,
@@ -57,11 +59,6 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from mduit_loc.retrieval.netvlad.train_data import load_training_images
-    from mduit_loc.retrieval.netvlad.training import train_netvlad
-
-    from mduit_loc.errors import MduitError
-
     if args.vgg_weights is not None and args.backbone != "vgg16":
         raise MduitError("--vgg-weights only applies to --backbone vgg16")
     config = config_from_args(args)
@@ -69,14 +66,5 @@ def run(args: argparse.Namespace) -> int:
     images = load_training_images(args.data)
     result = train_netvlad(config, args.out, images, device, args.vgg_weights, args.resume,
                            data_description=str(args.data.resolve()))
-    model = result.model
-    loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
-    print(f"NetVLAD ({model.name}, K = {config.num_clusters}) trained on {result.num_images} posed images "
-          f"({result.num_anchors} usable anchors)")
-    print(f"  steps {result.steps} ({result.epochs_completed} epochs, stopped by {result.stopped_by}), "
-          f"{result.images_seen} images seen, {result.seconds:.1f} s ({result.mining_seconds:.1f} s mining), "
-          f"final loss {loss}")
-    print(f"  descriptor {model.dim}-D at {model.image_size[0]}x{model.image_size[1]}, "
-          f"{model.parameter_count():,} parameters, sha256 {result.checksum[:12]}")
-    print(f"  wrote {result.run_dir / 'model.pt'}, run.json, loss.csv")
+    print(describe_result(result, config))
     return 0

@@ -5,7 +5,8 @@ distances, 10 hard negatives per query from a pool of 1000, positives within the
 (here 7 m and 8 degrees, the MDUIT thresholds), negatives beyond 25 m, VGG-16 trained from
 conv5 upwards. CPU defaults (``light``) are smaller: K = 32, 5 negatives, 128 px images.
 
-Budget: a run stops at the first of ``epochs``, ``max_steps`` or ``max_seconds``. One step
+Budget: a run stops at the first of ``epochs``, ``max_steps`` or ``max_seconds`` (``epochs=None``:
+no epoch limit). One step
 back-propagates ``batch_size * (2 + n_negatives)`` images (``images_per_step``); run.json
 reports steps, images seen and wall seconds so that MDUIT and NetVLAD can be given the
 same budget by either measure.
@@ -51,7 +52,7 @@ class NetVLADTrainConfig:
     weight_decay: float = 0.0
     fine_tune_all: bool = False                  # vgg16: also train conv1-conv4
     # --- budget -------------------------------------------------------------------------------
-    epochs: int = 5
+    epochs: int | None = 5                       # None: no epoch limit (max_steps or max_seconds ends the run)
     max_steps: int | None = None
     max_seconds: float | None = None
     # --- initialisation and whitening ---------------------------------------------------------
@@ -89,7 +90,9 @@ class NetVLADTrainConfig:
         need(len(self.image_size) == 2 and min(self.image_size) >= 16, "image_size must be (H, W) >= 16 px")
         need(self.num_clusters >= 1 and self.n_negatives >= 1 and self.batch_size >= 1, "num_clusters, "
              "n_negatives and batch_size must be >= 1")
-        need(self.epochs >= 1, "epochs must be >= 1")
+        need(self.epochs is None or self.epochs >= 1, "epochs must be >= 1")
+        need(self.epochs is not None or self.max_steps is not None or self.max_seconds is not None,
+             "epochs=None (no epoch limit) needs max_steps or max_seconds to end the run")
         need(self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1")
         need(self.max_seconds is None or self.max_seconds > 0, "max_seconds must be > 0")
         need(self.negative_pool >= self.n_negatives, "negative_pool must be >= n_negatives")

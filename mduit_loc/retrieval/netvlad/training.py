@@ -247,7 +247,7 @@ class NetVLADTrainer:
         config = self.config
         last_loss = None
         model.train()
-        while self.epoch < config.epochs:
+        while config.epochs is None or self.epoch < config.epochs:
             reason = self._budget_left(time.perf_counter() - started)
             if reason:
                 return reason, last_loss
@@ -257,7 +257,8 @@ class NetVLADTrainer:
             done = self.position * config.batch_size
             loader = triplet_loader(self.paths, self.plan[done:], config.image_size, config.batch_size,
                                     self.workers, self.device.type == "cuda")
-            bar = tqdm(loader, desc=f"netvlad epoch {self.epoch + 1}/{config.epochs}", leave=False,
+            of = f"/{config.epochs}" if config.epochs is not None else ""
+            bar = tqdm(loader, desc=f"netvlad epoch {self.epoch + 1}{of}", leave=False,
                        disable=None if self.progress is None else not self.progress)
             for batch in bar:
                 last_loss, stats = self._train_step(model, optimizer, batch)
@@ -310,6 +311,21 @@ def train_netvlad(config: NetVLADTrainConfig, run_dir: str | Path, images: list[
     """Train NetVLAD on posed ``images`` and write ``run_dir`` (see the module docstring)."""
     trainer = NetVLADTrainer(config, run_dir, images, device, vgg_weights, resume, progress, data_description)
     return trainer.run()
+
+
+def describe_result(result: TrainingResult, config: NetVLADTrainConfig) -> str:
+    """What a training run did and wrote (``mduit-loc train-netvlad``'s summary)."""
+    model = result.model
+    loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
+    return "\n".join([
+        f"NetVLAD ({model.name}, K = {config.num_clusters}) trained on {result.num_images} posed images "
+        f"({result.num_anchors} usable anchors)",
+        f"  steps {result.steps} ({result.epochs_completed} epochs, stopped by {result.stopped_by}), "
+        f"{result.images_seen} images seen, {result.seconds:.1f} s ({result.mining_seconds:.1f} s mining), "
+        f"final loss {loss}",
+        f"  descriptor {model.dim}-D at {model.image_size[0]}x{model.image_size[1]}, "
+        f"{model.parameter_count():,} parameters, sha256 {result.checksum[:12]}",
+        f"  wrote {result.run_dir / 'model.pt'}, run.json, loss.csv"])
 
 
 @torch.no_grad()

@@ -1,10 +1,12 @@
 """The paper's Table 1: NetVLAD and the MDUIT ablations trained and evaluated on the same data and budget.
 
-    from mduit_loc.evaluation.table1 import run_table1
+    from mduit_loc.pipelines.table1 import run_table1
     table = run_table1(Path("data/synth_small"), Path("table1_out"), TrainingBudget(seconds=390))
 
-Rows (paper order): NetVLAD (light backbone here), MDUIT w/o I2I and NCE (``--no-i2i --no-nce``),
-w/o I2I (``--no-i2i``), w/o NCE (``--no-nce``) and Full; columns: day-all and night-all recall at
+Command: ``mduit-loc table1`` (``mduit_loc.pipelines.cli_table1``; ``mduit-loc eval --table1`` is an alias).
+Rows (paper order): NetVLAD (light backbone here), MDUIT w/o I2I and NCE (``use_i2i=False,
+use_nce=False``, the ``--no-i2i --no-nce`` of ``mduit-loc train``), w/o I2I (``use_i2i=False``),
+w/o NCE (``use_nce=False``) and Full; columns: day-all and night-all recall at
 (0.25 m, 2°), (0.5 m, 5°), (5 m, 10°). MDUIT variants with the translation module index the
 translated database (the paper's augmentation); the variants without it cannot translate and index
 the plain database. An extra row, "Full, plain db", isolates what the translated database adds;
@@ -23,10 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from mduit_loc.evaluation.pipeline import MethodSpec, RetrievalProtocol, StageClock, localize_method
-from mduit_loc.evaluation.pipeline_training import TrainingBudget, TrainingRecord, train_method
-from mduit_loc.evaluation.tables import Table, percent
+from mduit_loc.evaluation.evaluate import DAY_ALL, NIGHT_ALL, EvaluationResult
+from mduit_loc.evaluation.plots import plot_recall_curves
+from mduit_loc.evaluation.tables import Table, percent, write_csv
 from mduit_loc.io_utils import atomic_open, write_text_atomic
+from mduit_loc.pipelines.clock import StageClock
+from mduit_loc.pipelines.methods import MethodSpec, RetrievalProtocol
+from mduit_loc.pipelines.stages import evaluate_poses, localize_method
+from mduit_loc.pipelines.training import TrainingBudget, TrainingRecord, train_method
 
 # Paper, Table 1 (RobotCar Seasons), % at (0.25 m, 2°), (0.5 m, 5°), (5 m, 10°): day-all then night-all.
 PAPER_TABLE1: dict[str, tuple[float, ...]] = {
@@ -37,20 +43,23 @@ PAPER_TABLE1: dict[str, tuple[float, ...]] = {
     "Full": (8.5, 31.8, 88.2, 4.1, 14.2, 61.0),
 }
 TABLE1_METHODS: tuple[MethodSpec, ...] = (
-    MethodSpec("NetVLAD", "netvlad", "netvlad"),
-    MethodSpec("w/o I2I, NCE", "mduit-no-i2i-no-nce", "mduit", ("--no-i2i", "--no-nce")),
-    MethodSpec("w/o I2I", "mduit-no-i2i", "mduit", ("--no-i2i",)),
-    MethodSpec("w/o NCE", "mduit-no-nce", "mduit", ("--no-nce",), translate_db=True),
-    MethodSpec("Full", "mduit-full", "mduit", (), translate_db=True),
+    MethodSpec(label="NetVLAD", key="netvlad", kind="netvlad"),
+    MethodSpec(label="w/o I2I, NCE", key="mduit-no-i2i-no-nce", kind="mduit",
+               train_settings={"use_i2i": False, "use_nce": False}),
+    MethodSpec(label="w/o I2I", key="mduit-no-i2i", kind="mduit", train_settings={"use_i2i": False}),
+    MethodSpec(label="w/o NCE", key="mduit-no-nce", kind="mduit", train_settings={"use_nce": False},
+               translate_db=True),
+    MethodSpec(label="Full", key="mduit-full", kind="mduit", translate_db=True),
 )
 # Same model as Full (no extra training), plain database: what the translated database adds.
-FULL_PLAIN_DB = MethodSpec("Full, plain db", "mduit-full-plain-db", "mduit", (), translate_db=False,
+FULL_PLAIN_DB = MethodSpec(label="Full, plain db", key="mduit-full-plain-db", kind="mduit", translate_db=False,
                            trained_by="mduit-full")
 # The same MDUIT models described by their content features on a grid instead of z (RUN#content:4x4):
 # global pooling discards the spatial layout, which the grid keeps.
 CONTENT_VIEW = "content:4x4"
-CONTENT_ROWS = tuple(MethodSpec(f"{m.label} · E_c grid", f"{m.key}-content", "mduit", m.train_flags,
-                                m.translate_db, CONTENT_VIEW, trained_by=m.key)
+CONTENT_ROWS = tuple(MethodSpec(label=f"{m.label} · E_c grid", key=f"{m.key}-content", kind="mduit",
+                                train_settings=m.train_settings, translate_db=m.translate_db, view=CONTENT_VIEW,
+                                trained_by=m.key)
                      for m in TABLE1_METHODS if m.kind == "mduit")
 COLUMNS = ("day 0.25m/2°", "day 0.5m/5°", "day 5m/10°", "night 0.25m/2°", "night 0.5m/5°", "night 5m/10°")
 CSV_FILE, MARKDOWN_FILE = "table1.csv", "table1.md"
@@ -70,7 +79,7 @@ class Table1Row:
 @dataclass
 class Table1:
     rows: list[Table1Row]
-    results: list                       # EvaluationResult per row
+    results: list[EvaluationResult]     # per row
     day_queries: int
     night_queries: int
     data: Path
@@ -81,9 +90,6 @@ class Table1:
 def run_table1(data: Path, out: Path, budget: TrainingBudget, protocol: RetrievalProtocol | None = None,
                methods: Sequence[MethodSpec] = TABLE1_METHODS, extra_rows: bool = True) -> Table1:
     """Train, localize and evaluate every method (skipping finished ones); write the tables; return them."""
-    from mduit_loc.evaluation.evaluate import DAY_ALL, NIGHT_ALL
-    from mduit_loc.evaluation.pipeline import evaluate_poses
-
     protocol = protocol or RetrievalProtocol(device=budget.device, progress=budget.progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -92,7 +98,8 @@ def run_table1(data: Path, out: Path, budget: TrainingBudget, protocol: Retrieva
         keys = {m.key for m in methods}
         chosen += [row for row in (FULL_PLAIN_DB, *CONTENT_ROWS) if row.trained_by in keys]
     clock = StageClock(out, 2 * len(chosen) + 1, "table1")
-    records, poses = {}, {}
+    records: dict[str, TrainingRecord] = {}
+    poses: dict[str, Path] = {}
     for method in chosen:
         run_dir = out / "runs" / method.run_key
         what = (f"model of {run_dir.name} (no training of its own)" if method.trained_by
@@ -165,9 +172,6 @@ def table1_markdown(table: Table1) -> str:
 
 
 def write_table1(table: Table1, out: Path) -> tuple[Path, Path]:
-    from mduit_loc.evaluation.plots import plot_recall_curves
-    from mduit_loc.evaluation.tables import write_csv
-
     csv_path = Path(out) / CSV_FILE
     with atomic_open(csv_path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")

@@ -3,20 +3,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+from mduit_loc.evaluation.evaluate import EvaluationResult
 from mduit_loc.evaluation.report import ReportImage, ReportPaths, ReportSection, evaluation_sections, write_report
 from mduit_loc.evaluation.tables import Table
+from mduit_loc.pipelines.methods import MethodSpec, RetrievalProtocol
+from mduit_loc.pipelines.training import TrainingBudget, TrainingRecord
 
 
-def _number(value, digits: int = 1) -> str:
+def _number(value: Any, digits: int = 1) -> str:
     try:
         return f"{float(value):.{digits}f}"
     except (TypeError, ValueError):
         return "-"
 
 
-def training_table(methods, records: dict) -> Table:
+def training_table(methods: Sequence[MethodSpec], records: dict[str, TrainingRecord]) -> Table:
     """Per method: training wall seconds, steps and images seen (from each run.json)."""
     rows = []
     for method in methods:
@@ -29,7 +32,7 @@ def training_table(methods, records: dict) -> Table:
                  rows)
 
 
-def timings_table(timings: dict) -> Table:
+def timings_table(timings: dict[str, dict[str, Any]]) -> Table:
     rows = [[name, _number(entry.get("seconds")), "yes" if entry.get("skipped") else ""]
             for name, entry in timings.items()]
     total = sum(float(entry.get("seconds", 0.0)) for entry in timings.values() if not entry.get("skipped"))
@@ -49,11 +52,13 @@ def _dataset_text(data: Path) -> str:
             f"conditions, of which the test split (with ground truth) is evaluated.")
 
 
-def write_demo_report(out: Path, data: Path, args, methods: Sequence, records: dict, results, files: dict,
-                      grids: dict, submissions: dict, protocol, timings: dict) -> ReportPaths:
+def write_demo_report(out: Path, data: Path, budget: TrainingBudget, methods: Sequence[MethodSpec],
+                      records: dict[str, TrainingRecord], results: Sequence[EvaluationResult], files: dict[str, Path],
+                      grids: dict[str, Path], submissions: dict[str, Path], protocol: RetrievalProtocol,
+                      timings: dict[str, dict[str, Any]]) -> ReportPaths:
     summary = (f"{_dataset_text(data)}\n\n"
                f"Both methods were trained on the same images for the same wall-clock budget "
-               f"({args.budget_min:g} min each): MDUIT with the tiny preset (its descriptor z = H(E_c(I)); the "
+               f"({budget.seconds / 60:g} min each): MDUIT with the tiny preset (its descriptor z = H(E_c(I)); the "
                f"database is indexed together with its translations into one exemplar appearance per "
                f"condition), NetVLAD with the light CPU backbone, weakly supervised by the database poses. "
                f"MDUIT also sees the unlabelled test query images (translation is unsupervised, as in the "

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mduit_loc.errors import FormatError, MduitError
-from mduit_loc.evaluation import pipeline_nordland as nordland
+from mduit_loc.pipelines import nordland
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_nordland.py"
 

@@ -1,4 +1,4 @@
-"""Translation grids for reports: night -> day and day -> night, through ``mduit-loc translate``.
+"""Translation grids for reports: night -> day and day -> night (``translation.api.translate_images``).
 
 Sources are images of one condition spread over the route (one per location where possible, rear
 camera); target appearances are images of the other conditions. The grid (rows: sources, columns:
@@ -10,8 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import torch
+
+from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets.layout import NIGHT_CONDITIONS, REFERENCE_CONDITION
-from mduit_loc.evaluation.pipeline import run_command
+from mduit_loc.datasets.types import LocalizationDataset
+from mduit_loc.translation.api import translate_images
 
 DAY_TARGETS = (REFERENCE_CONDITION, "sun", "snow", "overcast-winter")
 NIGHT_TARGETS = ("night", "night-rain")
@@ -33,7 +37,7 @@ GRIDS = (
 )
 
 
-def _images_of(dataset, conditions: Sequence[str], camera: str = "rear") -> list[tuple[str, int | None]]:
+def _images_of(dataset: LocalizationDataset, conditions: Sequence[str], camera: str = "rear") -> list[tuple[str, int | None]]:
     """(name, location) of the images of ``conditions`` (database or queries), sorted by name."""
     found = [(d.name, d.location) for d in dataset.database if d.condition in conditions and d.camera == camera]
     found += [(q.name, q.location) for q in dataset.queries if q.condition in conditions and q.camera == camera]
@@ -56,13 +60,11 @@ def spread_pick(items: Sequence[tuple[str, int | None]], count: int, offset: int
     return picked[:count]
 
 
-def translation_grids(data: Path, model_run: Path, out_dir: Path, device: str = "auto",
+def translation_grids(data: Path, model_run: Path, out_dir: Path, device: torch.device,
                       specs: Sequence[GridSpec] = GRIDS) -> dict[str, Path]:
     """Write ``out_dir/<key>/grid.png`` per spec (skipped when present); returns key -> grid path."""
-    from mduit_loc.datasets import open_dataset
-
     dataset = open_dataset(data)
-    grids = {}
+    grids: dict[str, Path] = {}
     for spec in specs:
         folder = Path(out_dir) / spec.key
         grid = folder / "grid.png"
@@ -73,9 +75,9 @@ def translation_grids(data: Path, model_run: Path, out_dir: Path, device: str = 
                                                offset=1)]
             if not sources or not targets:
                 continue  # the dataset lacks one side (e.g. no night images): no grid
-            paths = [str(dataset.image_path(n)) for n in sources]
-            appearances = [str(dataset.image_path(n)) for n in targets]
-            run_command("translate", ["--model", model_run, "--images", *paths, "--appearance", *appearances,
-                                      "--out", folder, "--device", device])
+            written = translate_images(model_run, [dataset.image_path(n) for n in sources],
+                                       [dataset.image_path(n) for n in targets], folder, device=device)
+            print(f"{written.translations} translations ({written.sources} sources x {written.appearances} "
+                  f"appearances) in {folder}; grid: {written.grid}")
         grids[spec.key] = grid
     return grids

@@ -1,25 +1,26 @@
 """Table 1: all rows trained and evaluated on a miniature benchmark, resumed per method, rendered
-beside the paper's numbers; the ``eval --table1`` wiring."""
+beside the paper's numbers; the ``table1`` command and its ``eval --table1`` alias."""
 from __future__ import annotations
 
 import csv
+import json
+import shutil
 from pathlib import Path
 
-import json
-
 import pytest
+import torch
 
 from mduit_loc import cli
-from mduit_loc.evaluation import pipeline, pipeline_training, table1
-from mduit_loc.evaluation.pipeline import MethodSpec, RetrievalProtocol
-from mduit_loc.evaluation.pipeline_training import TrainingBudget, TrainingRecord
-from mduit_loc.evaluation.table1 import PAPER_TABLE1, TABLE1_METHODS, Table1, Table1Row, run_table1
+from mduit_loc.pipelines import cli_table1, table1, training
+from mduit_loc.pipelines.methods import MethodSpec, RetrievalProtocol
+from mduit_loc.pipelines.table1 import PAPER_TABLE1, TABLE1_METHODS, Table1, Table1Row, run_table1
+from mduit_loc.pipelines.training import TrainingBudget, TrainingRecord
 
 from .test_demo import render_mini_benchmark
 
 MINI_BUDGET = TrainingBudget(seconds=60.0, mduit_steps=1, netvlad_steps=1,
-                             mduit_settings=("image_size=16x16", "appearance_input_size=16"),
-                             netvlad_image_size="32", num_workers=0, progress=False)
+                             mduit_settings={"image_size": (16, 16), "appearance_input_size": 16},
+                             netvlad_image_size=(32, 32), num_workers=0, progress=False)
 MINI_PROTOCOL = RetrievalProtocol(num_workers=0, progress=False)
 ROWS = ["NetVLAD", "w/o I2I, NCE", "w/o I2I", "w/o NCE", "Full", "Full, plain db",
         "w/o I2I, NCE · E_c grid", "w/o I2I · E_c grid", "w/o NCE · E_c grid", "Full · E_c grid"]
@@ -31,12 +32,12 @@ def mini_benchmark(tmp_path_factory) -> Path:
 
 
 def test_the_rows_are_the_papers_ablations():
-    flags = {m.label: (m.kind, m.train_flags, m.translate_db) for m in TABLE1_METHODS}
-    assert flags == {"NetVLAD": ("netvlad", (), False),
-                     "w/o I2I, NCE": ("mduit", ("--no-i2i", "--no-nce"), False),
-                     "w/o I2I": ("mduit", ("--no-i2i",), False),
-                     "w/o NCE": ("mduit", ("--no-nce",), True),
-                     "Full": ("mduit", (), True)}
+    flags = {m.label: (m.kind, m.train_settings, m.translate_db) for m in TABLE1_METHODS}
+    assert flags == {"NetVLAD": ("netvlad", {}, False),
+                     "w/o I2I, NCE": ("mduit", {"use_i2i": False, "use_nce": False}, False),
+                     "w/o I2I": ("mduit", {"use_i2i": False}, False),
+                     "w/o NCE": ("mduit", {"use_nce": False}, True),
+                     "Full": ("mduit", {}, True)}
     assert PAPER_TABLE1["Full"] == (8.5, 31.8, 88.2, 4.1, 14.2, 61.0)
     assert PAPER_TABLE1["NetVLAD"] == (6.4, 26.3, 90.9, 0.3, 2.3, 15.9)
 
@@ -44,7 +45,7 @@ def test_the_rows_are_the_papers_ablations():
 def test_comparison_cells_put_the_paper_beside_ours(tmp_path):
     record = TrainingRecord(tmp_path, 12.0, 3)
     rows = [Table1Row(TABLE1_METHODS[0], (0.125, 0.5, 1.0, 0.0, 0.0, 0.25), record),
-            Table1Row(MethodSpec("Extra", "extra", "mduit"), (0.0,) * 6, record)]
+            Table1Row(MethodSpec(label="Extra", key="extra", kind="mduit"), (0.0,) * 6, record)]
     table = Table1(rows, [], 8, 4, tmp_path, MINI_BUDGET, MINI_PROTOCOL)
     cells = table1.comparison_table(table).rows
     assert cells[0] == ["NetVLAD", "12.5 (6.4)", "50.0 (26.3)", "100.0 (90.9)", "0.0 (0.3)", "0.0 (2.3)",
@@ -80,16 +81,15 @@ def test_table1_trains_every_row_then_resumes_per_method(mini_benchmark, tmp_pat
     assert manifest["descriptor"]["spec"].endswith("mduit-full#content:4x4")
 
     # Remove NetVLAD's results and model: only NetVLAD is trained and localized again.
-    import shutil
-
     shutil.rmtree(out / "runs" / "netvlad")
     shutil.rmtree(out / "results" / "netvlad")
     commands: list[str] = []
-    real_run = pipeline_training.run_command
-    monkeypatch.setattr(pipeline_training, "run_command",
-                        lambda command, argv: (commands.append(command), real_run(command, argv)))
+    for name in ("train_netvlad", "train_mduit"):
+        real = getattr(training, name)
+        monkeypatch.setattr(training, name,
+                            lambda *args, name=name, real=real, **kwargs: (commands.append(name), real(*args, **kwargs))[1])
     again = run_table1(mini_benchmark, out, MINI_BUDGET, MINI_PROTOCOL)
-    assert commands == ["train-netvlad"]
+    assert commands == ["train_netvlad"]
     second = _read_csv(out / "table1.csv")
     for label in ROWS[1:]:   # untouched rows keep their numbers
         assert second[label] == first[label]
@@ -101,28 +101,54 @@ def test_eval_table1_refuses_poses_and_bad_budget(tmp_path, capsys):
     assert "--table1 trains its own models" in capsys.readouterr().err
     assert cli.main(["eval", "--table1", "--data", str(tmp_path), "--budget-min", "-1"]) == 2
     assert "--budget-min must be > 0" in capsys.readouterr().err
+    assert cli.main(["table1", "--data", str(tmp_path), "--budget-min", "0"]) == 2
+    assert "--budget-min must be > 0" in capsys.readouterr().err
 
 
-def test_eval_table1_wires_its_flags(tmp_path, monkeypatch, capsys):
-    seen = {}
+def test_the_alias_routes_eval_table1_to_the_table1_command():
+    assert cli.resolve_alias(["eval", "--table1", "--data", "d"]) == ["table1", "--data", "d"]
+    assert cli.resolve_alias(["eval", "--data", "d", "--table1", "--out", "o"]) == ["table1", "--data", "d",
+                                                                                   "--out", "o"]
+    assert cli.resolve_alias(["eval", "--data", "d", "--poses", "p"]) == ["eval", "--data", "d", "--poses", "p"]
+    assert cli.resolve_alias(["table1", "--data", "d"]) == ["table1", "--data", "d"]
+    assert cli.resolve_alias([]) == []
 
+
+def test_table1_is_a_command_of_its_own(capsys):
+    assert "table1" in cli.COMMANDS and cli.COMMANDS["table1"][0] == "mduit_loc.pipelines.cli_table1"
+    with pytest.raises(SystemExit):
+        cli.main(["table1", "--help"])
+    assert "--budget-min" in capsys.readouterr().out
+    # eval scores poses only: its parser has no Table 1 options any more.
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--help"])
+    assert "--budget-min" not in capsys.readouterr().out
+
+
+def _fake_table1(seen: dict, tmp_path: Path):
     def fake_run_table1(data, out, budget, protocol):
         seen.update(data=data, out=out, budget=budget, protocol=protocol)
         record = TrainingRecord(tmp_path, 1.0, 1)
         rows = [Table1Row(m, (0.5,) * 6, record) for m in TABLE1_METHODS]
         return Table1(rows, [], 2, 2, Path(data), budget, protocol)
+    return fake_run_table1
 
+
+@pytest.mark.parametrize("command", [["table1"], ["eval", "--table1"]])
+def test_table1_wires_its_flags(command, tmp_path, monkeypatch, capsys):
+    seen: dict = {}
     rendered = []
-    monkeypatch.setattr(table1, "run_table1", fake_run_table1)
-    monkeypatch.setattr(pipeline, "render_synthetic", lambda root, preset, **kw: rendered.append((root, preset)))
-    argv = ["eval", "--table1", "--data", str(tmp_path / "d"), "--preset", "small", "--budget-min", "6.5",
+    monkeypatch.setattr(cli_table1, "run_table1", _fake_table1(seen, tmp_path))
+    monkeypatch.setattr(cli_table1, "render_synthetic", lambda root, preset, **kw: rendered.append((root, preset)))
+    argv = [*command, "--data", str(tmp_path / "d"), "--preset", "small", "--budget-min", "6.5",
             "--out", str(tmp_path / "o"), "--mduit-steps", "5", "--mduit-set", "image_size=32x32",
-            "--num-workers", "0", "--no-progress"]
+            "--num-workers", "0", "--no-progress", "--device", "cpu"]
     assert cli.main(argv) == 0
     budget, protocol = seen["budget"], seen["protocol"]
-    assert budget.seconds == 390.0 and budget.mduit_steps == 5 and budget.mduit_settings == ("image_size=32x32",)
-    assert budget.num_workers == 0 and not budget.progress
+    assert budget.seconds == 390.0 and budget.mduit_steps == 5 and budget.mduit_settings == {"image_size": (32, 32)}
+    assert budget.num_workers == 0 and not budget.progress and budget.device == torch.device("cpu")
     assert protocol.per_camera and protocol.per_location and protocol.pose == "top1"
+    assert protocol.device == torch.device("cpu")
     assert seen["out"] == tmp_path / "o" and rendered == [(tmp_path / "d", "small")]
     printed = capsys.readouterr().out
     assert "Paper, Table 1 (RobotCar Seasons)" in printed and "w/o I2I, NCE" in printed

@@ -24,8 +24,15 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
+from mduit_loc.datasets.colmap_text import ColmapImage, write_colmap_text
+from mduit_loc.datasets.images import load_image
+from mduit_loc.datasets.types import Intrinsics
 from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
+from mduit_loc.poses import yaw_pose
+from mduit_loc.retrieval.api import AppearanceOptions, IndexOptions, QueryItem, QueryOptions, build_index, localize
+from mduit_loc.runtime import default_device
 
 SEASONS = ("summer", "winter")
 TOLERANCE_FRAMES = 2
@@ -122,11 +129,6 @@ def write_domain_folders(root: Path, frames: Sequence[str], out: Path) -> Path:
 
 def write_posed_map(root: Path, frames: Sequence[str], seasons: Sequence[str], out: Path, frame_step: int) -> Path:
     """A COLMAP map of ``seasons`` x ``frames`` (``out/sparse`` + ``out/images``), poses on a straight line."""
-    from mduit_loc.datasets.colmap_text import ColmapImage, write_colmap_text
-    from mduit_loc.datasets.images import load_image
-    from mduit_loc.datasets.types import Intrinsics
-    from mduit_loc.poses import yaw_pose
-
     height, width = load_image(Path(root) / seasons[0] / frames[0]).shape[:2]
     camera = Intrinsics(float(width), float(width), width / 2.0, height / 2.0, width, height)
     images = []
@@ -152,20 +154,19 @@ class NordlandRow:
 
 def retrieve_ranked(test_map: Path, model: str | Path, query_root: Path, split: NordlandSplit, index_dir: Path,
                     translate_db: bool = False, appearance_data: Path | None = None, exemplars: int = 3,
-                    num_workers: int | None = None, progress: bool = True) -> dict[str, list[str]]:
+                    num_workers: int | None = None, progress: bool = True,
+                    device: torch.device | None = None) -> dict[str, list[str]]:
     """Winter test frames -> summer test frames ranked by the model (``retrieval.api``), names as
     ``<season>/<frame>``; with ``translate_db`` the summer map is also indexed in winter appearances."""
-    from mduit_loc.retrieval.api import (AppearanceOptions, IndexOptions, QueryItem, QueryOptions, build_index,
-                                         localize)
-
+    device = device or default_device()
     appearances = AppearanceOptions(per_condition=exemplars, conditions=["winter"],
                                     appearance_data=str(appearance_data) if appearance_data else None)
     build_index(test_map, str(model), index_dir,
                 IndexOptions(translate_db=translate_db, appearances=appearances, num_workers=num_workers,
-                             progress=progress))
+                             progress=progress, device=device))
     queries = [QueryItem(f"winter/{name}", Path(query_root) / "winter" / name) for name in split.test]
     results = localize(index_dir, queries, QueryOptions(top_k=5, per_camera=False, per_location=False,
-                                                        num_workers=num_workers, progress=progress))
+                                                        num_workers=num_workers, progress=progress, device=device))
     return results.pairs
 
 

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from mduit_loc import cli
-from mduit_loc.evaluation import pipeline, pipeline_training
-from mduit_loc.evaluation.pipeline import MethodSpec, render_synthetic
-from mduit_loc.evaluation.pipeline_training import TrainingBudget, plan_path
+from mduit_loc.errors import MduitError
+from mduit_loc.pipelines import grids, stages, training
+from mduit_loc.pipelines.methods import MethodSpec
+from mduit_loc.pipelines.stages import render_synthetic
+from mduit_loc.pipelines.training import TrainingBudget, plan_path
 
 # Miniature settings: every stage runs for real, on 16-32 px images, for one or two steps.
 MINI_FLAGS = ["--mduit-steps", "2", "--netvlad-steps", "1", "--mduit-set", "image_size=16x16",
@@ -71,11 +73,12 @@ def test_demo_runs_end_to_end_then_skips_every_stage(mini_benchmark, tmp_path, c
         assert expected in printed
 
     # Re-run: nothing is rendered, trained, translated or indexed again.
-    monkeypatch.setattr(pipeline, "run_command", _forbid("run_command"))
-    monkeypatch.setattr(pipeline_training, "run_command", _forbid("run_command"))
-    monkeypatch.setattr("mduit_loc.evaluation.pipeline_grids.run_command", _forbid("run_command"))
-    monkeypatch.setattr("mduit_loc.retrieval.api.build_index", _forbid("build_index"))
-    monkeypatch.setattr("mduit_loc.retrieval.api.localize", _forbid("localize"))
+    monkeypatch.setattr(stages, "generate", _forbid("generate"))
+    monkeypatch.setattr(training, "train_mduit", _forbid("train_mduit"))
+    monkeypatch.setattr(training, "train_netvlad", _forbid("train_netvlad"))
+    monkeypatch.setattr(grids, "translate_images", _forbid("translate_images"))
+    monkeypatch.setattr(stages, "build_index", _forbid("build_index"))
+    monkeypatch.setattr(stages, "localize", _forbid("localize"))
     assert cli.main(["demo", "--out", str(out), "--data", str(mini_benchmark), *MINI_FLAGS]) == 0
     assert "skipped: already trained" in capsys.readouterr().err
     timings = json.loads((out / "timings.json").read_text())
@@ -92,52 +95,51 @@ def test_render_refuses_a_foreign_non_empty_folder(tmp_path):
     target = tmp_path / "data"
     target.mkdir()
     (target / "notes.txt").write_text("mine")
-    with pytest.raises(pipeline.MduitError, match="no synthetic benchmark"):
+    with pytest.raises(MduitError, match="no synthetic benchmark"):
         render_synthetic(target, "tiny", size=32, locations=2, quiet=True)
 
 
 # --- budget planning ----------------------------------------------------------------------------
 def _recording_trainer(calls: list):
-    """Stands in for 'mduit-loc train': records argv."""
-    return lambda command, argv: calls.append((command, [str(a) for a in argv]))
+    """Stands in for ``translation.api.train``: records its arguments."""
+    return lambda preset, data, out, **kwargs: calls.append((preset, kwargs))
 
 
 def test_mduit_gets_the_time_budget_and_keeps_its_plan_for_resume(mini_benchmark, tmp_path, monkeypatch):
     calls: list = []
-    monkeypatch.setattr(pipeline_training, "run_command", _recording_trainer(calls))
-    method = MethodSpec("Full", "mduit-full", "mduit", ("--no-nce",))
+    monkeypatch.setattr(training, "train_mduit", _recording_trainer(calls))
+    method = MethodSpec(label="Full", key="mduit-full", kind="mduit", train_settings={"use_nce": False})
     run_dir = tmp_path / "runs" / "mduit-full"
-    budget = TrainingBudget(seconds=150.0, mduit_settings=("image_size=16x16",), num_workers=0)
-    pipeline_training._train_mduit(mini_benchmark, method, run_dir, budget)
-    [(command, argv)] = calls
-    assert command == "train" and "--no-nce" in argv and "image_size=16x16" in argv and "--resume" not in argv
-    assert argv[argv.index("--time-budget-min") + 1] == "2.5" and "--max-steps" not in argv
+    budget = TrainingBudget(seconds=150.0, mduit_settings={"image_size": (16, 16)}, num_workers=0)
+    training._train_mduit(mini_benchmark, method, run_dir, budget)
+    [(preset, kwargs)] = calls
+    settings = kwargs["overrides"]
+    assert preset == "tiny" and settings["use_nce"] is False and settings["image_size"] == (16, 16)
+    assert not kwargs["resume"]
+    assert settings["time_budget_min"] == 2.5 and "max_steps" not in settings
+    assert settings["epochs"] is None          # the time budget alone ends the run
     assert json.loads(plan_path(run_dir).read_text())["minutes"] == 2.5
 
     # Interrupted run: the plan is kept and the trainer resumes from its checkpoint.
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "last.pt").write_bytes(b"")
     calls.clear()
-    pipeline_training._train_mduit(mini_benchmark, method, run_dir, TrainingBudget(seconds=999.0))
-    [(command, argv)] = calls
-    assert "--resume" in argv and argv[argv.index("--time-budget-min") + 1] == "2.5"
+    training._train_mduit(mini_benchmark, method, run_dir, TrainingBudget(seconds=999.0))
+    [(preset, kwargs)] = calls
+    assert kwargs["resume"] and kwargs["overrides"]["time_budget_min"] == 2.5
 
 
 def test_fixed_steps_replace_the_time_budget(mini_benchmark, tmp_path, monkeypatch):
     calls: list = []
-    monkeypatch.setattr(pipeline_training, "run_command", _recording_trainer(calls))
-    pipeline_training._train_mduit(mini_benchmark, MethodSpec("MDUIT", "mduit", "mduit"), tmp_path / "run",
-                                   TrainingBudget(seconds=150.0, mduit_steps=7, progress=False))
-    [(command, argv)] = calls
-    assert argv[argv.index("--max-steps") + 1] == "7" and "--time-budget-min" not in argv
-    assert "--no-progress" in argv
+    monkeypatch.setattr(training, "train_mduit", _recording_trainer(calls))
+    training._train_mduit(mini_benchmark, MethodSpec(label="MDUIT", key="mduit", kind="mduit"), tmp_path / "run",
+                          TrainingBudget(seconds=150.0, mduit_steps=7, progress=False))
+    [(preset, kwargs)] = calls
+    assert kwargs["overrides"]["max_steps"] == 7 and "time_budget_min" not in kwargs["overrides"]
+    assert kwargs["progress"] is False
 
 
-def test_netvlad_gets_the_same_wall_clock_budget(tmp_path, monkeypatch):
-    calls: list = []
-    monkeypatch.setattr(pipeline_training, "run_command", lambda command, argv: calls.append((command, argv)))
-    pipeline_training._train_netvlad(tmp_path / "data", tmp_path / "run", TrainingBudget(seconds=390.0))
-    [(command, argv)] = calls
-    argv = [str(a) for a in argv]
-    assert command == "train-netvlad" and argv[argv.index("--max-seconds") + 1] == "390.0"
-    assert argv[argv.index("--backbone") + 1] == "light" and "--max-steps" not in argv
+def test_netvlad_gets_the_same_wall_clock_budget():
+    config = training.netvlad_config(TrainingBudget(seconds=390.0))
+    assert config.max_seconds == 390.0 and config.epochs is None
+    assert config.backbone == "light" and config.max_steps is None

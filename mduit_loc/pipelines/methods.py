@@ -1,0 +1,51 @@
+"""What a comparison is made of: the methods (how each is trained and indexed) and one retrieval protocol."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from mduit_loc.runtime import default_device
+
+METHOD_KINDS = ("mduit", "netvlad")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodSpec:
+    """A method of the comparison: how to train it and how to index with it."""
+
+    label: str                     # shown in tables ("NetVLAD", "w/o I2I, NCE", "Full", ...)
+    key: str                       # folder name ("netvlad", "mduit-full", ...)
+    kind: str                      # "netvlad" or "mduit"
+    # MDUIT: TranslationConfig settings of this variant (the ablations: {"use_i2i": False, ...})
+    train_settings: dict[str, Any] = field(default_factory=dict)
+    translate_db: bool = False     # index translated copies of the database (needs the I2I module)
+    view: str | None = None        # MDUIT descriptor view ("content:4x4" -> RUN#content:4x4); None: z
+    trained_by: str | None = None  # key of the method whose model this one reuses (no training of its own)
+
+    @property
+    def run_key(self) -> str:
+        """The run folder (``runs/<run_key>``) holding this method's model."""
+        return self.trained_by or self.key
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrievalProtocol:
+    """How queries are localized; the same for every method of a comparison."""
+
+    per_camera: bool = True
+    per_location: bool = True
+    pose: str = "top1"
+    top_k: int = 10
+    batch_size: int = 16
+    num_workers: int | None = None
+    device: torch.device = field(default_factory=default_device)
+    progress: bool = True
+
+    def describe(self) -> str:
+        masks = [m for m, on in (("same camera", self.per_camera), ("same location", self.per_location)) if on]
+        where = f"retrieval restricted to the {' and '.join(masks)}" if masks else "retrieval over the whole map"
+        pose = ("the pose of the top-1 database image" if self.pose == "top1"
+                else f"the pose from the retrieved database images ({self.pose})")
+        return f"{where}; {pose}"

@@ -1,0 +1,173 @@
+"""Translate source images into the appearance of target images (``mduit-loc translate``, the demo's grids).
+
+Writes ``OUT/<i>_<source>__<j>_<appearance>.png`` for every pair, ``OUT/translations.csv`` listing
+them, and ``OUT/grid.png`` (rows: sources, columns: appearances, like the paper's Fig. 3).
+Sources and appearances are image files, folders (searched recursively) or list files (one path
+per line, relative to the list's folder); an appearance may also be ``domain:NAME``, the mean
+appearance filter of a training domain.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mduit_loc.datasets.images import IMAGE_SUFFIXES, list_images, load_image, save_image, to_tensor, to_uint8
+from mduit_loc.errors import DataNotFoundError, MduitError
+from mduit_loc.io_utils import atomic_open
+from mduit_loc.runtime import resolve_device
+from mduit_loc.translation.grid import compose_grid, label_tile
+from mduit_loc.translation.model_io import load_mduit
+
+DOMAIN_PREFIX = "domain:"
+
+
+def expand_inputs(items: list[str], allow_domains: bool = False) -> list[str | Path]:
+    """Files, folders and list files -> image paths (and ``domain:NAME`` entries kept as strings)."""
+    found: list[str | Path] = []
+    for item in items:
+        if allow_domains and item.startswith(DOMAIN_PREFIX):
+            found.append(item)
+            continue
+        path = Path(item)
+        if path.is_dir():
+            images = list_images(path)
+            if not images:
+                raise MduitError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+            found += images
+        elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            found.append(path)
+        elif path.is_file():
+            found += _read_list_file(path)
+        else:
+            raise DataNotFoundError(path, "image, folder or list file")
+    return found
+
+
+def _read_list_file(path: Path) -> list[Path]:
+    images = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        image = Path(line) if Path(line).is_absolute() else path.parent / line
+        if not image.is_file():
+            raise DataNotFoundError(image, f"image listed at {path}:{number}")
+        images.append(image)
+    return images
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"256x128"`` -> (256, 128) (height x width); ``"64"`` -> (64, 64)."""
+    try:
+        parts = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        raise MduitError(f"--size {text!r}: expected HxW, e.g. 256x256") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 8:
+        raise MduitError(f"--size {text!r}: expected HxW with both sides >= 8")
+    return parts[0], parts[1]
+
+
+def _load_batch(paths: list[Path], size: tuple[int, int], device: torch.device) -> torch.Tensor:
+    return torch.stack([to_tensor(load_image(p, size)) for p in paths]).to(device)
+
+
+def _appearances(model, targets: list, size, device, batch_size) -> tuple[torch.Tensor, list[str], list]:
+    """(filters (T, ...), labels, header tiles as uint8 or None)."""
+    filters, labels, headers = [], [], []
+    known = model.domain_filters() if any(isinstance(t, str) for t in targets) else {}
+    for start in range(0, len(targets), batch_size):
+        chunk = targets[start:start + batch_size]
+        paths = [t for t in chunk if not isinstance(t, str)]
+        loaded = _load_batch(paths, size, device) if paths else None
+        image_filters = iter(model.appearance_filters(loaded) if paths else [])
+        images = iter(loaded if paths else [])
+        for target in chunk:
+            if isinstance(target, str):
+                domain = target[len(DOMAIN_PREFIX):]
+                if domain not in known:
+                    raise MduitError(f"--appearance {target}: no such training domain; known: {', '.join(known)}")
+                filters.append(known[domain][0])
+                labels.append(f"domain-{domain}")
+                headers.append(None)
+            else:
+                filters.append(next(image_filters))
+                labels.append(target.stem)
+                headers.append(to_uint8(next(images)))
+    return torch.stack(filters), labels, headers
+
+
+def translate_all(model, sources: list[Path], targets: list, out: Path, size: tuple[int, int],
+                  device: torch.device, batch_size: int, grid_limit: int) -> dict:
+    factor = model.downsample_factor
+    pad_h, pad_w = (-size[0]) % factor, (-size[1]) % factor
+    filters, labels, headers = _appearances(model, targets, size, device, batch_size)
+    grid_s, grid_t = min(grid_limit, len(sources)), min(grid_limit, len(targets))
+    cells = np.zeros((grid_s, grid_t, size[0], size[1], 3), dtype=np.uint8)
+    thumbs = np.zeros((grid_s, size[0], size[1], 3), dtype=np.uint8)
+    rows = []
+    for start in range(0, len(sources), batch_size):
+        batch_paths = sources[start:start + batch_size]
+        images = _load_batch(batch_paths, size, device)
+        padded = F.pad(images, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else images
+        content = model.content(padded)
+        for j, label in enumerate(labels):
+            translated = model.generate(content, filters[j:j + 1])[..., :size[0], :size[1]]
+            for offset, (path, pixels) in enumerate(zip(batch_paths, to_uint8(translated))):
+                i = start + offset
+                name = f"{i:03d}_{path.stem}__{j:02d}_{label}.png"
+                save_image(out / name, pixels)
+                rows.append((str(path), label, name))
+                if i < grid_s and j < grid_t:
+                    cells[i, j] = pixels
+        for offset, pixels in enumerate(to_uint8(images)):
+            if start + offset < grid_s:
+                thumbs[start + offset] = pixels
+    tiles = [h if h is not None else label_tile(labels[j], size[0], size[1]) for j, h in enumerate(headers[:grid_t])]
+    save_image(out / "grid.png", compose_grid(thumbs, tiles, cells))
+    with atomic_open(out / "translations.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source", "appearance", "output"])
+        writer.writerows(rows)
+    return {"translations": len(rows), "grid": out / "grid.png", "grid_shape": (grid_s, grid_t)}
+
+
+@dataclass(frozen=True)
+class TranslationOutput:
+    """What ``translate_images`` wrote."""
+
+    out: Path
+    translations: int                 # image files written (sources x appearances)
+    sources: int
+    appearances: int
+    grid: Path                        # OUT/grid.png
+    grid_shape: tuple[int, int]       # (rows, columns) of the grid
+
+
+def translate_images(model_run: str | Path, images: Sequence[str | Path], appearances: Sequence[str | Path],
+                     out: str | Path, *, size: tuple[int, int] | None = None, batch_size: int = 16,
+                     grid_limit: int = 12, device: torch.device | str = "auto") -> TranslationOutput:
+    """Translate ``images`` into every appearance of ``appearances`` with the MDUIT run ``model_run``.
+
+    ``images`` and ``appearances`` are image files, folders or list files (``domain:NAME`` for an
+    appearance: the mean filter of a training domain); ``size`` (H, W) defaults to the model's
+    training size. Writes the module docstring's files into ``out``.
+    """
+    resolved = resolve_device(device)
+    model = load_mduit(model_run, resolved)
+    if not model.can_translate:
+        raise MduitError(f"{model_run}: trained with --no-i2i, so it has no translation module")
+    sources = [Path(p) for p in expand_inputs([str(i) for i in images])]
+    targets = expand_inputs([str(a) for a in appearances], allow_domains=True)
+    with torch.inference_mode():
+        result = translate_all(model, sources, targets, Path(out), size or model.image_size, resolved,
+                               max(1, batch_size), max(1, grid_limit))
+    return TranslationOutput(Path(out), result["translations"], len(sources), len(targets), result["grid"],
+                             result["grid_shape"])
