@@ -9,44 +9,38 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
-from mduit_loc.io_utils import atomic_open
+from mduit_loc.errors import FormatError, MduitError
+from mduit_loc.io_utils import atomic_open, parse_floats, read_text_lines
 from mduit_loc.poses import Pose, format_pose
-
-
-def _content_lines(path: Path) -> Iterable[tuple[int, str]]:
-    if not path.is_file():
-        raise DataNotFoundError(path, "file")
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            stripped = line.strip()
-            if stripped and not stripped.startswith("#"):
-                yield number, stripped
 
 
 def parse_pose_line(line: str, path: Path | str = "<string>", number: int | None = None) -> tuple[str, Pose]:
     tokens = line.split()
     if len(tokens) != 8:
         raise FormatError(path, number, "8 tokens 'name qw qx qy qz tx ty tz'", got=line)
-    try:
-        values = [float(v) for v in tokens[1:]]
-    except ValueError:
-        raise FormatError(path, number, "7 numbers after the image name", got=line) from None
+    values = parse_floats(tokens[1:], path, number, "7 numbers after the image name", got=line)
     try:
         return tokens[0], Pose.from_qvec(values[:4], values[4:])
     except ValueError as err:
         raise FormatError(path, number, "a valid quaternion and translation", got=str(err)) from None
 
 
-def read_poses(path: str | Path) -> dict[str, Pose]:
+def read_pose_entries(path: str | Path) -> list[tuple[int, str, Pose]]:
+    """(line number, name, cam_from_world) per pose, in file order; each name once."""
     path = Path(path)
-    poses: dict[str, Pose] = {}
-    for number, line in _content_lines(path):
+    entries: list[tuple[int, str, Pose]] = []
+    seen: dict[str, int] = {}
+    for number, line in read_text_lines(path, "poses file"):
         name, pose = parse_pose_line(line, path, number)
-        if name in poses:
-            raise FormatError(path, number, f"each image once, but {name!r} appears again")
-        poses[name] = pose
-    return poses
+        if name in seen:
+            raise FormatError(path, number, f"each image once, but {name!r} already appears on line {seen[name]}")
+        seen[name] = number
+        entries.append((number, name, pose))
+    return entries
+
+
+def read_poses(path: str | Path) -> dict[str, Pose]:
+    return {name: pose for _, name, pose in read_pose_entries(path)}
 
 
 def write_poses(path: str | Path, poses: Mapping[str, Pose], header: str | None = None) -> None:
@@ -61,7 +55,7 @@ def write_poses(path: str | Path, poses: Mapping[str, Pose], header: str | None 
 def read_pairs(path: str | Path) -> dict[str, list[str]]:
     path = Path(path)
     pairs: dict[str, list[str]] = {}
-    for number, line in _content_lines(path):
+    for number, line in read_text_lines(path, "pairs file"):
         tokens = line.split()
         if len(tokens) != 2:
             raise FormatError(path, number, "2 tokens 'query_name db_name'", got=line)
@@ -74,5 +68,6 @@ def write_pairs(path: str | Path, pairs: Mapping[str, Iterable[str]]) -> None:
         for query, ranked in pairs.items():
             for db_name in ranked:
                 if " " in query or " " in db_name:
-                    raise MduitError(f"image names with spaces cannot be written to a pairs file: {query!r}, {db_name!r}")
+                    raise MduitError(f"image names with spaces cannot be written to a pairs file: "
+                                     f"{query!r}, {db_name!r}")
                 handle.write(f"{query} {db_name}\n")

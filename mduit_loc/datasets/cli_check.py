@@ -48,6 +48,8 @@ class CheckReport:
     images_listed: int = 0
     images_missing: int = 0
     images_decoded: int = 0
+    model_points: int | None = None         # 3D points of the map model(s), when parsed
+    model_measurements: int | None = None   # their 2D measurements (NVM)
 
     @property
     def ok(self) -> bool:
@@ -122,6 +124,7 @@ def check_dataset(path: str | Path, image_root: str | Path | None = None,
     existing = _check_images_exist(dataset, sources, report)
     _check_images_decode(dataset, existing, options, report)
     _check_poses(dataset, report)
+    _check_models(dataset, layout, report)
     if layout != LAYOUT_DOMAINS:
         _check_intrinsics(dataset, report)
     if layout in (LAYOUT_ROBOTCAR, LAYOUT_SYNTHETIC):
@@ -164,7 +167,10 @@ def _check_images_exist(dataset: LocalizationDataset, sources: dict[str, str], r
 
 
 class _DecodeDataset:
-    """Decodes images fully in DataLoader workers: items are (index, width, height, error)."""
+    """Decodes images fully in DataLoader workers: items are (index, width, height, error).
+
+    The decoder is ``load_image``'s, so whatever fails here fails there (and vice versa).
+    """
 
     def __init__(self, paths: list[Path]):
         self.paths = paths
@@ -172,15 +178,17 @@ class _DecodeDataset:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int):
-        from PIL import Image
+    def __getitem__(self, index: int) -> tuple[int, int, int, str]:
+        from mduit_loc.datasets.images import load_image
+        from mduit_loc.errors import FormatError
 
         try:
-            with Image.open(self.paths[index]) as image:
-                image.load()  # a full decode: truncated files fail here, not at open
-                return index, image.size[0], image.size[1], ""
-        except Exception as err:  # PIL raises many types for bad files
-            return index, 0, 0, f"{type(err).__name__}: {err}"
+            height, width = load_image(self.paths[index]).shape[:2]
+        except FormatError as err:
+            return index, 0, 0, f"expected {err.expected}" + (f", got {err.got}" if err.got else "")
+        except MduitError as err:
+            return index, 0, 0, str(err)
+        return index, width, height, ""
 
 
 def _check_images_decode(dataset: LocalizationDataset, names: list[str], options: CheckOptions,
@@ -229,6 +237,26 @@ def _check_poses(dataset: LocalizationDataset, report: CheckReport) -> None:
                 report.problems.append(f"{kind} {item.name}: {problem}")
 
 
+def _check_models(dataset: LocalizationDataset, layout: str, report: CheckReport) -> None:
+    """Parse the map models' point sections, which reading the dataset skips (a problem each)."""
+    from mduit_loc.datasets.colmap_text import find_model_folder, read_colmap_model
+    from mduit_loc.datasets.nvm import validate_nvm
+
+    try:
+        if layout in (LAYOUT_ROBOTCAR, LAYOUT_SYNTHETIC):
+            summary = validate_nvm(dataset.nvm_path or dataset.root / files.NVM_FILE)
+            report.model_points, report.model_measurements = summary.points, summary.measurements
+            for model_dir in sorted((dataset.root / files.LOCATION_MODELS_DIR).glob("*_aligned")):
+                if model_dir.name.split("_")[0].isdigit() and find_model_folder(model_dir) == model_dir:
+                    read_colmap_model(model_dir, with_points=True)
+        elif layout == LAYOUT_COLMAP:
+            folder = find_model_folder(dataset.root)
+            if folder is not None:
+                report.model_points = len(read_colmap_model(folder, with_points=True).points_xyz)
+    except MduitError as err:
+        report.problems.append(str(err))
+
+
 def _check_intrinsics(dataset: LocalizationDataset, report: CheckReport) -> None:
     used = Counter(image.camera for image in dataset.database)
     used.update(query.camera for query in dataset.queries)
@@ -239,6 +267,9 @@ def _check_intrinsics(dataset: LocalizationDataset, report: CheckReport) -> None
                      if report.layout != LAYOUT_COLMAP else "the COLMAP model")
             report.problems.append(f"no intrinsics for camera {camera!r} ({count} images); expected in {where}")
             continue
+        if intrinsics.fx <= 0 or intrinsics.fy <= 0:
+            report.problems.append(f"camera {camera!r}: focal lengths fx={intrinsics.fx:g}, fy={intrinsics.fy:g}; "
+                                   "expected positive values")
         if not (0 <= intrinsics.cx <= intrinsics.width and 0 <= intrinsics.cy <= intrinsics.height):
             report.warnings.append(
                 f"camera {camera!r}: principal point ({intrinsics.cx:.1f}, {intrinsics.cy:.1f}) lies outside its "
@@ -328,6 +359,10 @@ def summary_table(report: CheckReport) -> str:
                  f"{len(query_locations)} with queries)")
     lines.append("intrinsics: " + (", ".join(sorted(dataset.intrinsics)) or "none")
                  + "; rig extrinsics: " + (", ".join(sorted(dataset.rig)) or "none"))
+    if report.model_points is not None:
+        measurements = (f" ({report.model_measurements} measurements)"
+                        if report.model_measurements is not None else "")
+        lines.append(f"3D points: {report.model_points}{measurements}")
     lines.append(f"images: {report.images_listed} listed, {report.images_missing} missing, "
                  f"{report.images_decoded} decoded")
     return "\n".join(lines)

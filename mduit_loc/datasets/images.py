@@ -5,31 +5,84 @@ Tensors are float RGB in [0, 1], shape (3, H, W); models normalise internally.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 
 
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def _to_rgb(image: Image.Image, path: Path) -> Image.Image:
+    """8-bit RGB; 16-bit (and 32-bit integer) grey levels are scaled to 0..255, not clipped."""
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode == "I":
+        values = np.asarray(image)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise FormatError(path, None, "grey levels in 0..65535 in a 32-bit integer image",
+                              got=f"{values.min()}..{values.max()}")
+        grey = ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode == "F":
+        raise FormatError(path, None, "an image with 8 or 16 bits per channel (32-bit floating-point images "
+                          "are not supported; convert it to 8 or 16 bits)")
+    return image.convert("RGB")
+
+
+def _decode(path: Path, size: tuple[int, int] | None) -> np.ndarray:
+    with warnings.catch_warnings():
+        # A picture above PIL's pixel limit is refused like a corrupt file, not decoded with a warning.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as opened:
+            rgb = _to_rgb(opened, path)
+            if size is not None and rgb.size != (size[1], size[0]):
+                rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            return np.asarray(rgb, dtype=np.uint8).copy()
+
+
 def load_image(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Read an image as uint8 RGB (H, W, 3); ``size`` is (height, width) to resize to (bilinear)."""
+    """Read an image as uint8 RGB (H, W, 3); ``size`` is (height, width) to resize to (bilinear).
+
+    Any file that does not decode (corrupt, truncated, over PIL's decompression-bomb pixel limit,
+    an unsupported pixel format) is a one-line ``FormatError`` naming it.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(path, "image")
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            if size is not None and image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.BILINEAR)
-            return np.asarray(image, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise FormatError(path, None, "a readable image (JPEG, PNG, ...)", got=str(err)) from err
+        return _decode(path, size)
+    except MduitError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise FormatError(path, None, f"an image of at most {Image.MAX_IMAGE_PIXELS} pixels (PIL's "
+                          "decompression-bomb limit, PIL.Image.MAX_IMAGE_PIXELS)", got=_one_line(err)) from None
+    except MemoryError:
+        raise FormatError(path, None, "an image that fits in memory") from None
+    except Exception as err:  # PIL raises many types for bad files (OSError, SyntaxError, struct.error, ...)
+        raise FormatError(path, None, "a readable image (JPEG, PNG, ...)",
+                          got=f"{type(err).__name__}: {_one_line(err)}") from None
+
+
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) from the header, or None if the file is not a readable image."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.size
+    except Exception:  # PIL raises many types; the caller falls back, the decoder reports
+        return None
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:

@@ -13,11 +13,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from mduit_loc.datasets import robotcar_files as files
-from mduit_loc.datasets.layout import (CAMERAS, IMAGE_SIZE, QUERY_CONDITIONS, REFERENCE_CONDITION,
-                                       ImageName, canonical_name)
+from mduit_loc.datasets.images import image_size
+from mduit_loc.datasets.layout import (
+    CAMERAS,
+    IMAGE_SIZE,
+    QUERY_CONDITIONS,
+    REFERENCE_CONDITION,
+    ImageName,
+    canonical_name,
+)
 from mduit_loc.datasets.nvm import read_nvm
 from mduit_loc.datasets.types import DatabaseImage, Intrinsics, LocalizationDataset, QueryImage
 from mduit_loc.errors import DataNotFoundError, FormatError
@@ -40,11 +46,9 @@ def _image_size(image_root: Path, camera: str) -> tuple[int, int]:
         if folder.is_dir():
             for path in sorted(folder.iterdir()):
                 if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
-                    try:
-                        with Image.open(path) as image:
-                            return image.size
-                    except (UnidentifiedImageError, OSError):
-                        continue
+                    size = image_size(path)
+                    if size is not None:
+                        return size
     return IMAGE_SIZE
 
 
@@ -92,12 +96,17 @@ def read_database(root: Path) -> list[DatabaseImage]:
                                 "a RobotCar Seasons folder has 3D-models/all-merged/all.nvm")
     locations = _database_locations(root)
     database = []
+    written: dict[str, str] = {}
     for camera in read_nvm(nvm_path, with_points=False).cameras:
         name = canonical_name(camera.name)
         try:
             parsed = ImageName.parse(name)
         except ValueError as err:
             raise FormatError(nvm_path, None, "camera names 'condition/camera/timestamp.png'", got=str(err)) from None
+        if name in written:
+            raise FormatError(nvm_path, None, f"each image once, but {written[name]!r} and {camera.name!r} "
+                              "are the same image")
+        written[name] = camera.name
         database.append(DatabaseImage(name, parsed.camera, camera.pose, parsed.condition or REFERENCE_CONDITION,
                                       locations.get(name)))
     return database
@@ -132,7 +141,8 @@ class _TimestampIndex:
         if name is None:
             raise FormatError(path, number, "an image that is one of the dataset's queries", got=written)
         if parsed.condition is not None and parsed.condition != ImageName.parse(name).condition:
-            raise FormatError(path, number, f"condition {ImageName.parse(name).condition!r} for this timestamp", got=written)
+            raise FormatError(path, number, f"condition {ImageName.parse(name).condition!r} for this timestamp",
+                              got=written)
         return name
 
 
@@ -184,7 +194,8 @@ def read_robotcar_seasons(root: str | Path) -> LocalizationDataset:
     if not root.is_dir():
         raise DataNotFoundError(root, "dataset folder")
     if not (root / "images").is_dir():
-        raise DataNotFoundError(root / "images", "image folder", "a RobotCar Seasons folder has images/<condition>/<camera>/")
+        raise DataNotFoundError(root / "images", "image folder",
+                                "a RobotCar Seasons folder has images/<condition>/<camera>/")
     return LocalizationDataset(
         root=root,
         image_root=root / "images",

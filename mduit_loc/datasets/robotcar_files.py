@@ -21,7 +21,7 @@ import numpy as np
 
 from mduit_loc.datasets.layout import CAMERAS, ImageName, canonical_name
 from mduit_loc.errors import DataNotFoundError, FormatError
-from mduit_loc.io_utils import atomic_open
+from mduit_loc.io_utils import atomic_open, parse_floats, read_text_lines
 from mduit_loc.poses import Pose
 
 TRAIN_FILE = "robotcar_v2_train.txt"
@@ -34,24 +34,12 @@ _QUERY_LIST_PATTERN = re.compile(r"queries_location_(\d+)\.txt$")
 
 
 def _lines(path: Path, what: str) -> Iterator[tuple[int, str]]:
-    """Non-empty, non-comment lines with their 1-based numbers."""
-    if not path.is_file():
-        raise DataNotFoundError(path, what)
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            stripped = line.strip()
-            if stripped and not stripped.startswith("#"):
-                yield number, stripped
+    """Non-empty, non-comment lines with their 1-based numbers (BOM, CRLF, bad bytes: see io_utils)."""
+    return read_text_lines(path, what)
 
 
-def _floats(tokens: list[str], path: Path, number: int, line: str, expected: str) -> list[float]:
-    try:
-        values = [float(v) for v in tokens]
-    except ValueError:
-        raise FormatError(path, number, expected, got=line) from None
-    if not all(np.isfinite(values)):
-        raise FormatError(path, number, expected + " (finite)", got=line)
-    return values
+def _floats(tokens: list[str], path: Path, number: int | None, line: str, expected: str) -> list[float]:
+    return parse_floats(tokens, path, number, expected, got=line)
 
 
 def _fmt(value: float) -> str:
@@ -127,7 +115,8 @@ def parse_pose_matrix_line(line: str, path: Path | str = "<string>", number: int
 
 def read_pose_matrix_file(path: str | Path, what: str = "pose list") -> list[tuple[int, str, Pose]]:
     path = Path(path)
-    entries, seen = [], {}
+    entries: list[tuple[int, str, Pose]] = []
+    seen: dict[str, int] = {}
     for number, line in _lines(path, what):
         name, pose = parse_pose_matrix_line(line, path, number)
         key = canonical_name(name)
@@ -148,7 +137,8 @@ def write_pose_matrix_file(path: str | Path, entries: Iterable[tuple[str, Pose]]
 # --- name lists (test file, per-location query lists) -------------------------------------
 def read_name_list(path: str | Path, what: str, require_condition: bool) -> list[tuple[int, str]]:
     path = Path(path)
-    names, seen = [], {}
+    names: list[tuple[int, str]] = []
+    seen: dict[str, int] = {}
     for number, line in _lines(path, what):
         if len(line.split()) != 1:
             raise FormatError(path, number, "one image name per line", got=line)

@@ -170,8 +170,24 @@ def test_find_model_folder_looks_in_the_usual_places(tmp_path):
 def test_unreadable_colmap_model_is_a_format_error(tmp_path):
     write_colmap_text(tmp_path, *_golden_colmap_content())
     (tmp_path / "images.txt").write_text("1 1 0 0 0 0 0 0 99 a.jpg\n\n")  # camera 99 does not exist
-    with pytest.raises(FormatError, match="readable by pycolmap"):
+    with pytest.raises(FormatError, match="CAMERA_ID listed in cameras.txt") as info:
         read_colmap_model(tmp_path)
+    assert info.value.path == tmp_path / "images.txt" and info.value.line == 1
+
+
+def test_binary_colmap_model_is_read_with_pycolmap(tmp_path):
+    import pycolmap
+
+    write_colmap_text(tmp_path / "text", *_golden_colmap_content())
+    (tmp_path / "bin").mkdir()
+    pycolmap.Reconstruction(str(tmp_path / "text")).write_binary(str(tmp_path / "bin"))
+    text, binary = read_colmap_model(tmp_path / "text"), read_colmap_model(tmp_path / "bin")
+    assert binary.cameras == text.cameras and binary.image_cameras == text.image_cameras
+    assert all(binary.images[name].allclose(pose, atol=1e-9) for name, pose in text.images.items())
+    np.testing.assert_allclose(binary.points_xyz, text.points_xyz)
+    (tmp_path / "bin" / "images.bin").write_bytes(b"\x05")
+    with pytest.raises(FormatError, match="readable by pycolmap"):
+        read_colmap_model(tmp_path / "bin")
 
 
 def test_pose_written_by_colmap_writer_matches_nvm_convention(tmp_path):
