@@ -1,9 +1,19 @@
-"""Atomic outputs: the file appears complete or not at all; no temporary files are left behind."""
+"""Atomic outputs (complete or absent, no temporaries left) and the shared text-line reader."""
 import json
 
 import pytest
 
-from mduit_loc.io_utils import atomic_open, atomic_path, write_json_atomic, write_text_atomic
+from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
+from mduit_loc.io_utils import (
+    MAX_ABS_VALUE,
+    atomic_open,
+    atomic_path,
+    parse_floats,
+    parse_int,
+    read_text_lines,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 
 class Boom(Exception):
@@ -57,3 +67,73 @@ def test_binary_and_read_modes(tmp_path):
     with pytest.raises(ValueError, match="for writing"):
         with atomic_open(tmp_path / "x.bin", "r"):
             pass
+
+
+# --- text input (issue 12: every bad byte named by file and line) ---------------------------
+def _lines(path, **kwargs):
+    return list(read_text_lines(path, "test file", **kwargs))
+
+
+def test_text_lines_are_stripped_numbered_and_skip_blanks_and_comments(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"# comment\n  one 1 \n\n\ttwo\n")
+    assert _lines(path) == [(2, "one 1"), (4, "two")]
+    assert _lines(path, comments=False) == [(1, "# comment"), (2, "one 1"), (4, "two")]
+    assert _lines(path, keep_empty=True) == [(2, "one 1"), (3, ""), (4, "two")]
+
+
+@pytest.mark.parametrize("data", [
+    b"\xef\xbb\xbfone 1\r\n\r\ntwo\r\n",      # BOM and CRLF
+    b"one 1\r\rtwo",                           # old Mac line ends, no final newline
+    b"one 1 \t\n\n\xef\xbb\xbftwo  \n",        # trailing whitespace, a BOM inside (concatenated files)
+])
+def test_bom_and_line_ends_do_not_change_the_lines(tmp_path, data):
+    path = tmp_path / "a.txt"
+    path.write_bytes(data)
+    assert _lines(path) == [(1, "one 1"), (3, "two")]
+
+
+def test_undecodable_byte_names_file_line_and_column(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"fine\nna\xefme 1\n")
+    with pytest.raises(FormatError) as info:
+        _lines(path)
+    assert info.value.path == path and info.value.line == 2
+    assert str(info.value) == f"{path}:2: expected UTF-8 text (byte 0xef at column 3 is not UTF-8)"
+
+
+def test_utf16_file_gets_a_hint(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes("fx 400\n".encode("utf-16"))
+    with pytest.raises(FormatError, match=r"a.txt:1: .*looks like UTF-16"):
+        _lines(path)
+
+
+def test_control_characters_are_refused(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"ok\nnul\x00here\n")
+    with pytest.raises(FormatError, match=r"a.txt:2: expected text \(control character U\+0000 at column 4\)"):
+        _lines(path)
+
+
+def test_missing_or_unreadable_text_file(tmp_path):
+    with pytest.raises(DataNotFoundError, match="test file not found"):
+        _lines(tmp_path / "none.txt")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(MduitError, match="folder"):
+        _lines(tmp_path / "folder")
+
+
+@pytest.mark.parametrize("token", ["nan", "inf", "-inf", "1e400", "1e300", str(MAX_ABS_VALUE * 10), "x"])
+def test_parse_floats_refuses_non_finite_and_huge(token):
+    with pytest.raises(FormatError) as info:
+        parse_floats(["1", token], "f.txt", 3, "two numbers", got=f"1 {token}")
+    assert info.value.line == 3 and "\n" not in str(info.value)
+    assert parse_floats(["1", "-2.5e3"], "f.txt", 3, "two numbers") == [1.0, -2500.0]
+
+
+def test_parse_int_bounds():
+    assert parse_int("7", "f.txt", 1, "an integer", minimum=0, maximum=9) == 7
+    for token in ("-1", "10", "1.5", "nan", "²", "9" * 5000):
+        with pytest.raises(FormatError):
+            parse_int(token, "f.txt", 1, "an integer", minimum=0, maximum=9)

@@ -66,3 +66,50 @@ def test_pose_line_parser_never_crashes_unexpectedly(line):
         parse_pose_line(line)
     except FormatError:
         pass
+
+
+# --- issue 12: BOM, bad bytes, non-finite numbers, duplicates ------------------------------
+def test_bom_and_crlf_keep_the_first_pose(tmp_path: Path):
+    """A BOM once made 'eval' drop the first pose and 'submit' see the condition '\\ufeffdawn'."""
+    path = tmp_path / "poses.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + GOLDEN_POSES.replace("\n", "\r\n").encode())
+    poses = read_poses(path)
+    assert list(poses) == ["night/rear/1.jpg", "sun/left/2.jpg"]
+    path.write_bytes(b"\xef\xbb\xbfdawn/rear/1.jpg 1 0 0 0 1 2 3\n")
+    assert list(read_poses(path)) == ["dawn/rear/1.jpg"]
+
+
+def test_non_utf8_pose_file_names_file_and_line(tmp_path: Path):
+    path = tmp_path / "poses.txt"
+    path.write_bytes(b"a.jpg 1 0 0 0 1 2 3\nb\xe9.jpg 1 0 0 0 1 2 3\n")
+    with pytest.raises(FormatError, match=r"poses.txt:2: expected UTF-8 text") as info:
+        read_poses(path)
+    assert info.value.path == path and info.value.line == 2
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "1e300"])
+def test_non_finite_or_huge_pose_numbers_name_file_and_line(tmp_path: Path, value):
+    path = tmp_path / "poses.txt"
+    path.write_text(f"a.jpg 1 0 0 0 1 2 3\nb.jpg 1 0 0 0 1 {value} 3\n")
+    with pytest.raises(FormatError, match=r"poses.txt:2: expected 7 numbers after the image name \(") as info:
+        read_poses(path)
+    assert info.value.line == 2
+
+
+def test_duplicate_names_say_where_the_first_one_is(tmp_path: Path):
+    from mduit_loc.pose_files import read_pose_entries
+
+    path = tmp_path / "poses.txt"
+    path.write_text("# header\na.jpg 1 0 0 0 1 2 3\nb.jpg 1 0 0 0 1 2 3\na.jpg 1 0 0 0 1 2 3\n")
+    with pytest.raises(FormatError, match=r"poses.txt:4: expected each image once, but 'a.jpg' already appears "
+                                          r"on line 2"):
+        read_poses(path)
+    path.write_text("# header\na.jpg 1 0 0 0 1 2 3\nb.jpg 1 0 0 0 1 2 3\n")
+    assert [(n, name) for n, name, _ in read_pose_entries(path)] == [(2, "a.jpg"), (3, "b.jpg")]
+
+
+def test_wrong_token_counts_in_pairs_name_file_and_line(tmp_path: Path):
+    path = tmp_path / "pairs.txt"
+    path.write_bytes(b"\xef\xbb\xbfq.jpg d.jpg\r\nq.jpg d2.jpg extra\r\n")
+    with pytest.raises(FormatError, match=r"pairs.txt:2: expected 2 tokens"):
+        read_pairs(path)

@@ -8,8 +8,15 @@ import pytest
 
 from mduit_loc.cli import main
 from mduit_loc.datasets import robotcar_files as files
-from mduit_loc.datasets.cli_check import (LAYOUT_COLMAP, LAYOUT_DOMAINS, LAYOUT_ROBOTCAR, LAYOUT_SYNTHETIC,
-                                          CheckOptions, check_dataset, detect_layout)
+from mduit_loc.datasets.cli_check import (
+    LAYOUT_COLMAP,
+    LAYOUT_DOMAINS,
+    LAYOUT_ROBOTCAR,
+    LAYOUT_SYNTHETIC,
+    CheckOptions,
+    check_dataset,
+    detect_layout,
+)
 from mduit_loc.datasets.colmap_text import ColmapImage, write_colmap_text
 from mduit_loc.datasets.images import save_image
 from mduit_loc.datasets.types import Intrinsics
@@ -149,3 +156,73 @@ def test_parse_errors_stop_the_check_with_file_and_line(mini_copy, capsys):
 def test_negative_counts_are_refused(capsys):
     assert main(["check", str(MINI), "--sample", "-1", *QUIET]) == 2
     assert "--sample, --max-problems and --num-workers must be >= 0" in capsys.readouterr().err
+
+
+# --- issue 12: check reads the NVM point section and refuses shifted or duplicated cameras ---
+NVM = "3D-models/all-merged/all.nvm"
+
+
+def test_check_reports_the_point_count(capsys):
+    assert main(["check", str(MINI), *QUIET]) == 0
+    assert "3D points: 2 (3 measurements)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("old,new,line", [
+    (b"1 2 3 255 0 0", b"nan 2 3 255 0 0", 8),     # NaN point: was accepted
+    (b"1 2 3 255 0 0", b"1 2 3 999 0 0", 8),       # colour out of range: was an OverflowError at --pose pnp
+    (b"2 0 6 1 2 1 7", b"2 0 6 1 2 5 7", 9),       # image index out of range
+    (b"\n2\n1 2 3", b"\n3\n1 2 3", 11),            # more points declared than present: the final 0 read as one
+])
+def test_corrupt_nvm_points_are_a_check_problem(mini_copy, capsys, old, new, line):
+    path = mini_copy / NVM
+    data = path.read_bytes()
+    assert old in data
+    path.write_bytes(data.replace(old, new, 1))
+    assert main(["check", str(mini_copy), *QUIET]) == 1
+    problems = [p for p in capsys.readouterr().err.splitlines() if "all.nvm" in p]
+    assert len(problems) == 1
+    assert problems[0].startswith(f"problem: {path}:{line}: expected")
+
+
+@pytest.mark.parametrize("mutation", ["drop_number", "duplicate"])
+def test_shifted_or_duplicated_nvm_camera_stops_the_check(mini_copy, capsys, mutation):
+    """A camera line missing a number (fields shifted) or a duplicated one passed 'check'."""
+    path = mini_copy / NVM
+    lines = path.read_text().splitlines(keepends=True)
+    if mutation == "drop_number":
+        lines[3] = lines[3].replace(" 10 20 30 ", " 10 20 ")
+    else:
+        lines.insert(3, lines[3])
+    path.write_text("".join(lines))
+    assert main(["check", str(mini_copy), *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}:" in err
+
+
+def test_non_utf8_list_stops_the_check_with_file_and_line(mini_copy, capsys):
+    path = mini_copy / files.TEST_FILE
+    path.write_bytes(b"rear/1416315296136145.png\nrear/14\xff18235223450115.png\n")
+    assert main(["check", str(mini_copy), *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}:2: expected UTF-8 text" in err and "internal error" not in err
+
+
+def test_colmap_map_points_are_checked(tmp_path, capsys):
+    root = tmp_path / "map"
+    write_colmap_text(root, {1: Intrinsics(8, 8, 4, 4, 8, 8)},
+                      [ColmapImage("cam/a.jpg", Pose.identity(), 1, np.array([[1.0, 2]]), np.array([1]))],
+                      np.array([[1.0, 2, 3]]))
+    save_image(root / "images" / "cam" / "a.jpg", np.zeros((8, 8, 3), np.uint8))
+    assert check_dataset(root, options=FULL).ok
+    (root / "points3D.txt").write_text((root / "points3D.txt").read_text().replace("1 1 2 3", "1 1 2 inf"))
+    report = check_dataset(root, options=FULL)
+    assert report.problems == [f"{root / 'points3D.txt'}:3: expected numbers X Y Z and ERROR (finite numbers), "
+                               "got '1 1 2 inf 128 128 128 0 1 0'"]
+
+
+def test_oversized_image_is_one_problem_line(mini_copy, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20)  # the fixture's images are 8x8
+    report = check_dataset(mini_copy, options=FULL)
+    assert len(report.problems) == 5 and all("decompression-bomb limit" in p for p in report.problems)

@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from mduit_loc.datasets.images import (ImageListDataset, list_images, load_image, save_image, to_tensor,
-                                       to_uint8)
+from mduit_loc.datasets.images import ImageListDataset, list_images, load_image, save_image, to_tensor, to_uint8
 from mduit_loc.errors import DataNotFoundError, FormatError
 
 
@@ -86,3 +85,67 @@ def test_image_list_dataset_fails_or_skips_bad_images(tmp_path, gradient):
         ImageListDataset(paths, size=(4, 8))[1]
     with pytest.raises(ValueError, match="on_error"):
         ImageListDataset(paths, size=(4, 8), on_error="ignore")
+
+
+# --- issue 12: 16-bit images, decompression bombs ----------------------------------------
+def _png(values: np.ndarray, color_type: int, bit_depth: int = 16) -> bytes:
+    """A minimal PNG writer, so that the test controls the bit depth whatever PIL writes."""
+    import struct
+    import zlib
+
+    height = values.shape[0]
+    dtype = ">u2" if bit_depth == 16 else "u1"
+    raw = b"".join(b"\x00" + values[y].astype(dtype).tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", values.shape[1], height, bit_depth, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+LEVELS = np.array([[0, 257, 1000], [30000, 65535, 32768]], np.uint16)
+
+
+def test_16_bit_grey_png_is_scaled_not_white(tmp_path):
+    """A 16-bit PNG decoded to an all-white image (values clipped at 255), silently indexed."""
+    (tmp_path / "grey16.png").write_bytes(_png(LEVELS, color_type=0))
+    image = load_image(tmp_path / "grey16.png")
+    expected = np.round(LEVELS / 257).astype(np.uint8)
+    assert image.shape == (2, 3, 3)
+    np.testing.assert_array_equal(image, np.repeat(expected[..., None], 3, axis=-1))
+    assert load_image(tmp_path / "grey16.png", size=(4, 6)).shape == (4, 6, 3)
+
+
+@pytest.mark.parametrize("color_type,channels", [(2, 3), (6, 4), (4, 2)])
+def test_16_bit_colour_pngs_are_8_bit_rgb(tmp_path, color_type, channels):
+    values = np.stack([LEVELS] * channels, axis=-1)
+    (tmp_path / "c16.png").write_bytes(_png(values, color_type=color_type))
+    image = load_image(tmp_path / "c16.png")
+    assert np.abs(image[..., 0].astype(int) - np.round(LEVELS / 257)).max() <= 1
+
+
+def test_float_images_are_refused_with_a_reason(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 4), np.float32)).save(tmp_path / "f.tiff")
+    with pytest.raises(FormatError, match="32-bit floating-point images are not supported") as info:
+        load_image(tmp_path / "f.tiff")
+    assert info.value.path == tmp_path / "f.tiff"
+
+
+@pytest.mark.parametrize("pixels", [70, 130])  # above the limit (PIL warns), and above twice it (PIL raises)
+def test_decompression_bomb_is_a_one_line_image_error_that_skip_skips(tmp_path, gradient, monkeypatch, pixels):
+    """An image above PIL's limit printed a 26-line traceback and aborted a run even with --on-error skip."""
+    from PIL import Image
+
+    save_image(tmp_path / "good.png", gradient)  # 6x10: 60 pixels
+    (tmp_path / "big.png").write_bytes(_png(np.zeros((pixels // 10, 10), np.uint8), color_type=0, bit_depth=8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 60)
+    with pytest.raises(FormatError, match="decompression-bomb limit") as info:
+        load_image(tmp_path / "big.png")
+    assert info.value.path == tmp_path / "big.png" and "\n" not in str(info.value)
+    skipping = ImageListDataset([tmp_path / "good.png", tmp_path / "big.png"], size=(4, 8), on_error="skip")
+    assert [ok for _, _, ok in (skipping[0], skipping[1])] == [True, False]
+    with pytest.raises(FormatError, match="big.png"):
+        ImageListDataset([tmp_path / "big.png"], size=(4, 8))[0]

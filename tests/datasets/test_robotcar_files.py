@@ -8,8 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mduit_loc.datasets import robotcar_files as files
-from mduit_loc.datasets.layout import (CAMERAS, DAY_CONDITIONS, NIGHT_CONDITIONS, QUERY_CONDITIONS, ImageName,
-                                       canonical_name, day_or_night, png_name)
+from mduit_loc.datasets.layout import (
+    CAMERAS,
+    DAY_CONDITIONS,
+    NIGHT_CONDITIONS,
+    QUERY_CONDITIONS,
+    ImageName,
+    canonical_name,
+    day_or_night,
+    png_name,
+)
 from mduit_loc.errors import DataNotFoundError, FormatError
 from mduit_loc.poses import Pose, qvec_to_rotmat
 
@@ -27,7 +35,8 @@ def _world_from_cam(rotation, center) -> np.ndarray:
 
 # --- layout ------------------------------------------------------------------------------
 def test_names_are_normalised_in_one_place():
-    assert canonical_name("./overcast-reference/rear/1417176456183210.png") == "overcast-reference/rear/1417176456183210.jpg"
+    assert (canonical_name("./overcast-reference/rear/1417176456183210.png")
+            == "overcast-reference/rear/1417176456183210.jpg")
     assert canonical_name("night\\left\\1.jpg") == "night/left/1.jpg"
     assert png_name("sun/rear/5.jpg") == "sun/rear/5.png"
     parsed = ImageName.parse("rear/1416315296136145.png")
@@ -280,3 +289,58 @@ def test_missing_files_are_named(tmp_path):
     with pytest.raises(DataNotFoundError, match="test list not found"):
         files.read_name_list(tmp_path / "robotcar_v2_test.txt", "test list", require_condition=False)
     assert files.read_query_lists(tmp_path) == {}
+
+
+# --- issue 12: every reader names the file and line of a bad byte; BOM and CRLF are harmless ---
+_READERS = {
+    "rear_intrinsics.txt": files.read_intrinsics_file,
+    "rear_extrinsics.txt": files.read_extrinsics_file,
+    "robotcar_v2_train.txt": lambda p: files.read_pose_matrix_file(p, "training ground truth"),
+    "robotcar_v2_test.txt": lambda p: files.read_name_list(p, "test list", require_condition=False),
+    "queries_location_007.txt": lambda p: files.read_name_list(p, "query list", require_condition=True),
+}
+
+
+def _plain(value):
+    if isinstance(value, Pose):
+        return ("pose", value.R.tolist(), value.t.tolist())
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("name", sorted(_READERS))
+def test_non_utf8_byte_names_file_and_line(tmp_path, name):
+    """Any non-UTF-8 byte was an 'internal error (UnicodeDecodeError ...)' naming no file."""
+    text = (GOLDEN / name).read_bytes().splitlines(keepends=True)
+    text[1] = text[1][:3] + b"\xe9" + text[1][3:]
+    path = tmp_path / name
+    path.write_bytes(b"".join(text))
+    with pytest.raises(FormatError, match="expected UTF-8 text") as info:
+        _READERS[name](path)
+    assert info.value.path == path and info.value.line == 2 and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(_READERS))
+def test_bom_crlf_and_trailing_spaces_read_the_same(tmp_path, name):
+    data = (GOLDEN / name).read_bytes()
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + data.replace(b"\n", b" \t\r\n"))
+    assert _plain(_READERS[name](path)) == _plain(_READERS[name](GOLDEN / name))
+
+
+@pytest.mark.parametrize("value", ["nan", "-inf", "1e400", "1e300"])
+def test_non_finite_or_huge_numbers_name_file_and_line(tmp_path, value):
+    path = tmp_path / "rear_extrinsics.txt"
+    path.write_text(f"1,0,0,0\n0,1,0,{value}\n0,0,1,0\n0,0,0,1\n")
+    with pytest.raises(FormatError, match="rear_extrinsics.txt:2: expected 4 comma-separated numbers") as info:
+        files.read_extrinsics_file(path)
+    assert info.value.line == 2
+    path = tmp_path / "rear_intrinsics.txt"
+    path.write_text(f"fx 400\nfy 400\ncx {value}\ncy 2\n")
+    with pytest.raises(FormatError, match="rear_intrinsics.txt:3: expected a number after cx"):
+        files.read_intrinsics_file(path)
