@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mduit_loc.poses import Pose  # noqa: E402
 from mduit_loc.retrieval.db_table import DatabaseTable  # noqa: E402
 from mduit_loc.retrieval.descriptor_models import ModuleDescriptor  # noqa: E402
-from mduit_loc.retrieval.index import IndexParams, LoadedIndex, build_faiss_index, resolve_params  # noqa: E402
+from mduit_loc.retrieval.faiss_index import IndexParams, LoadedIndex, build_faiss_index, resolve_params  # noqa: E402
 from mduit_loc.retrieval.search import QueryAttributes, SearchOptions, search  # noqa: E402
 
 
@@ -177,7 +177,7 @@ def bench_index(num: int, dim: int, num_queries: int, nlist: int, nprobes: list[
     cameras = QueryAttributes(table.image_cameras[targets], np.full(num_queries, -1, np.int64))
     masked = SearchOptions(k=1, per_camera=True)
     rows = []
-    flat, params, build_s, sizes = _loaded(vectors, table, IndexParams("flat"))
+    flat, params, build_s, sizes = _loaded(vectors, table, IndexParams(type="flat"))
     common = {"N": num, "D": dim, "build_s": build_s, **sizes}
     reference, timings = _latencies(flat, queries, SearchOptions(k=1))
     truth = reference.image_ids[:, 0]
@@ -194,7 +194,7 @@ def bench_index(num: int, dim: int, num_queries: int, nlist: int, nprobes: list[
     masked_reference, timings = _latencies(flat, queries, masked, cameras)
     masked_truth = masked_reference.image_ids[:, 0]
     rows.append({**common, "index": "Flat + camera mask", **timings, "recall@1_vs_flat": 1.0})
-    pq, params, build_s, sizes = _loaded(vectors, table, IndexParams("ivf-pq", nlist=nlist))
+    pq, params, build_s, sizes = _loaded(vectors, table, IndexParams(type="ivf-pq", nlist=nlist))
     common = {"N": num, "D": dim, "build_s": build_s, **sizes}
     name = f"IVF{params.nlist},PQ{params.pq_m}x{params.pq_nbits}"
     for nprobe in nprobes:

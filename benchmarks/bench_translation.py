@@ -84,7 +84,7 @@ def time_steps(name: str, iterations: int, workdir: Path) -> dict:
     data = write_dataset(workdir / f"data_{name}", images_per_domain, config.image_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = Trainer(config, TrainOptions(data=data, out=workdir / f"run_{name}", device="cpu",
+        trainer = Trainer(config, TrainOptions(data=data, out=workdir / f"run_{name}", device=torch.device("cpu"),
                                                num_workers=0, progress=False))
     rows = torch.arange(config.batch_size * config.rows_per_sample).view(config.batch_size, -1) % len(trainer.store.paths)
     batch = next(trainer.store.iter_steps(rows, config.batch_size))

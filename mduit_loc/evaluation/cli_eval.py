@@ -34,7 +34,8 @@ from mduit_loc.evaluation.submission import parse_cameras
 from mduit_loc.evaluation.tables import format_results, write_csv, write_query_csv
 from mduit_loc.pose_files import read_poses
 from mduit_loc.poses import Pose
-from mduit_loc.retrieval.api import IndexOptions, QueryItem, QueryOptions, build_index, localize
+from mduit_loc.retrieval.api import (ExtractOptions, IndexOptions, QueryItem, QueryOptions, SearchOptions, build_index,
+                                     localize)
 from mduit_loc.runtime import add_device_argument, resolve_device
 
 CSV_FILE, QUERY_CSV_FILE, PLOT_FILE = "eval.csv", "eval_queries.csv", "recall_curves.png"
@@ -124,17 +125,16 @@ def _out_dir(args: argparse.Namespace, sources: list[tuple[str, str, str]]) -> P
 
 def _localize(kind: str, name: str, value: str, args: argparse.Namespace, dataset: LocalizationDataset,
               ground_truth: GroundTruth, cameras: tuple[str, ...] | None, out: Path) -> dict[str, Pose]:
-    device = resolve_device(args.device)
+    device, extract = resolve_device(args.device), ExtractOptions(batch_size=args.batch_size)
     if kind == "model":
         index = build_index(dataset, value, out / f"index-{name}",
-                            IndexOptions(translate_db=args.translate_db, batch_size=args.batch_size,
-                                         device=device))
+                            IndexOptions(translate_db=args.translate_db, extract=extract, device=device))
     else:
         index = Path(value)
     items = [QueryItem(q.name, dataset.image_path(q.name), q.camera, q.location) for q in dataset.queries
              if q.name in ground_truth.poses and (cameras is None or q.camera in cameras)]
-    options = QueryOptions(top_k=args.top_k, per_camera=args.per_camera, per_location=args.per_location,
-                           pose=args.pose, data=str(args.data), batch_size=args.batch_size, device=device)
+    search = SearchOptions(k=args.top_k, per_camera=args.per_camera, per_location=args.per_location)
+    options = QueryOptions(search=search, extract=extract, pose=args.pose, data=str(args.data), device=device)
     results = localize(index, items, options, out / name)
     print(f"{name}: {len(results.poses)} of {len(items)} queries localized; poses in {out / name / 'poses.txt'}",
           file=sys.stderr)

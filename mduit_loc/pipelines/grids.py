@@ -21,7 +21,7 @@ DAY_TARGETS = (REFERENCE_CONDITION, "sun", "snow", "overcast-winter")
 NIGHT_TARGETS = ("night", "night-rain")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GridSpec:
     key: str                        # file stem: "night_to_day"
     title: str
@@ -32,8 +32,10 @@ class GridSpec:
 
 
 GRIDS = (
-    GridSpec("night_to_day", "night -> day", tuple(sorted(NIGHT_CONDITIONS)), DAY_TARGETS, 3, 1),
-    GridSpec("day_to_night", "day -> night", (REFERENCE_CONDITION,), NIGHT_TARGETS, 3, 2),
+    GridSpec(key="night_to_day", title="night -> day", source_conditions=tuple(sorted(NIGHT_CONDITIONS)),
+             target_conditions=DAY_TARGETS, sources=3, targets_per_condition=1),
+    GridSpec(key="day_to_night", title="day -> night", source_conditions=(REFERENCE_CONDITION,),
+             target_conditions=NIGHT_TARGETS, sources=3, targets_per_condition=2),
 )
 
 

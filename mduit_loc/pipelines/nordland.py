@@ -31,7 +31,8 @@ from mduit_loc.datasets.images import load_image
 from mduit_loc.datasets.types import Intrinsics
 from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
 from mduit_loc.poses import yaw_pose
-from mduit_loc.retrieval.api import AppearanceOptions, IndexOptions, QueryItem, QueryOptions, build_index, localize
+from mduit_loc.retrieval.api import (AppearanceOptions, ExtractOptions, IndexOptions, QueryItem, QueryOptions,
+                                     SearchOptions, build_index, localize)
 from mduit_loc.runtime import default_device
 
 SEASONS = ("summer", "winter")
@@ -159,14 +160,15 @@ def retrieve_ranked(test_map: Path, model: str | Path, query_root: Path, split: 
     """Winter test frames -> summer test frames ranked by the model (``retrieval.api``), names as
     ``<season>/<frame>``; with ``translate_db`` the summer map is also indexed in winter appearances."""
     device = device or default_device()
+    extract = ExtractOptions(num_workers=num_workers, progress=progress)
     appearances = AppearanceOptions(per_condition=exemplars, conditions=["winter"],
                                     appearance_data=str(appearance_data) if appearance_data else None)
     build_index(test_map, str(model), index_dir,
-                IndexOptions(translate_db=translate_db, appearances=appearances, num_workers=num_workers,
-                             progress=progress, device=device))
+                IndexOptions(translate_db=translate_db, appearances=appearances, extract=extract, device=device))
     queries = [QueryItem(f"winter/{name}", Path(query_root) / "winter" / name) for name in split.test]
-    results = localize(index_dir, queries, QueryOptions(top_k=5, per_camera=False, per_location=False,
-                                                        num_workers=num_workers, progress=progress, device=device))
+    options = QueryOptions(search=SearchOptions(k=5, per_camera=False, per_location=False), extract=extract,
+                           device=device)
+    results = localize(index_dir, queries, options)
     return results.pairs
 
 

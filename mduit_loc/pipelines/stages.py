@@ -21,7 +21,7 @@ from mduit_loc.evaluation.submission import build_submission, check_complete, re
 from mduit_loc.io_utils import write_json_atomic
 from mduit_loc.pipelines.methods import MethodSpec, RetrievalProtocol
 from mduit_loc.pose_files import read_poses
-from mduit_loc.retrieval.api import IndexOptions, QueryOptions, build_index, localize
+from mduit_loc.retrieval.api import ExtractOptions, IndexOptions, QueryOptions, SearchOptions, build_index, localize
 
 STAGE_FILE = "stage.json"          # marker written last in a retrieval results folder
 
@@ -85,14 +85,13 @@ def localize_method(data: Path, run_dir: Path, method: MethodSpec, index_dir: Pa
                            "pose": protocol.pose, "top_k": protocol.top_k}}
     if _marker_matches(marker, wanted):
         return Path(results_dir) / "poses.txt"
-    index_options = IndexOptions(translate_db=method.translate_db, batch_size=protocol.batch_size,
-                                 num_workers=protocol.num_workers, device=protocol.device,
-                                 progress=protocol.progress)
-    build_index(data, model, index_dir, index_options)
-    query_options = QueryOptions(top_k=protocol.top_k, per_camera=protocol.per_camera,
-                                 per_location=protocol.per_location, pose=protocol.pose, data=str(data),
-                                 split="test", batch_size=protocol.batch_size, num_workers=protocol.num_workers,
-                                 device=protocol.device, progress=protocol.progress)
+    extract = ExtractOptions(batch_size=protocol.batch_size, num_workers=protocol.num_workers,
+                             progress=protocol.progress)
+    build_index(data, model, index_dir, IndexOptions(translate_db=method.translate_db, extract=extract,
+                                                     device=protocol.device))
+    search = SearchOptions(k=protocol.top_k, per_camera=protocol.per_camera, per_location=protocol.per_location)
+    query_options = QueryOptions(search=search, extract=extract, pose=protocol.pose, data=str(data), split="test",
+                                 device=protocol.device)
     localize(index_dir, open_dataset(data), query_options, results_dir)
     write_json_atomic(marker, wanted)
     return Path(results_dir) / "poses.txt"

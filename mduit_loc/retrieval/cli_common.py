@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from mduit_loc.retrieval.extract import ON_ERROR_CHOICES
+from mduit_loc.retrieval.extract import ON_ERROR_CHOICES, ExtractOptions
 from mduit_loc.runtime import add_device_argument
 
 
@@ -28,6 +28,13 @@ def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
                             "listed with their path)")
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_device_argument(group)
+
+
+def extract_options(args: argparse.Namespace, **fields: bool) -> ExtractOptions:
+    """The image loading options of ``add_loading_arguments`` (plus ``fp16`` / ``overwrite`` where a
+    command has them)."""
+    return ExtractOptions(batch_size=args.batch_size, num_workers=args.num_workers, on_error=args.on_error,
+                          progress=not args.no_progress, **fields)
 
 
 def setup_logging() -> None:

@@ -12,8 +12,12 @@ import argparse
 from pathlib import Path
 
 from mduit_loc.errors import MduitError
-from mduit_loc.retrieval.cli_common import add_loading_arguments, setup_logging
-from mduit_loc.retrieval.query_inputs import SPLITS
+from mduit_loc.retrieval.cli_common import add_loading_arguments, extract_options, setup_logging
+from mduit_loc.retrieval.descriptor_models import load_descriptor
+from mduit_loc.retrieval.extract import extract_to_h5
+from mduit_loc.retrieval.indexing import open_database
+from mduit_loc.retrieval.query_inputs import SPLITS, resolve_queries
+from mduit_loc.runtime import resolve_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,31 +39,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_loading_arguments(parser)
 
 
-def _images(args) -> tuple[list[str], list[Path]]:
+def _images(args: argparse.Namespace) -> tuple[list[str], list[Path]]:
     if args.db:
-        from mduit_loc.retrieval.build import open_database
-
         dataset = open_database(args.db, args.image_root)
         names = [image.name for image in dataset.database]
         return names, [dataset.image_path(n) for n in names]
-    from mduit_loc.retrieval.query_inputs import resolve_queries
-
     items = resolve_queries(args.images, args.image_root, args.split)
     return [item.name for item in items], [item.path for item in items]
 
 
-def run(args) -> int:
-    from mduit_loc.retrieval.descriptor_models import load_descriptor
-    from mduit_loc.retrieval.extract import ExtractOptions, extract_to_h5
-    from mduit_loc.runtime import resolve_device
-
+def run(args: argparse.Namespace) -> int:
     setup_logging()
     names, paths = _images(args)
     if not names:
         raise MduitError("no images to describe")
     descriptor = load_descriptor(args.model, resolve_device(args.device))
-    options = ExtractOptions(args.batch_size, args.num_workers, args.on_error, args.fp16, args.overwrite,
-                             not args.no_progress)
+    options = extract_options(args, fp16=args.fp16, overwrite=args.overwrite)
     report = extract_to_h5(descriptor, paths, names, args.out, options)
     print(f"{args.out}: {report.written} descriptor(s) written ({descriptor.name}, dim {descriptor.dim}), "
           f"{report.already_present} already present, {len(report.failed)} unreadable image(s) skipped")

@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mduit_loc.retrieval.cli_common import add_loading_arguments, positive_int, setup_logging
-from mduit_loc.retrieval.index import INDEX_TYPES
+from mduit_loc.retrieval.api import AppearanceOptions, IndexOptions, build_index
+from mduit_loc.retrieval.cli_common import add_loading_arguments, extract_options, positive_int, setup_logging
+from mduit_loc.retrieval.faiss_index import INDEX_TYPES, IndexParams, load_index
 from mduit_loc.retrieval.translated_db import STRATEGIES
+from mduit_loc.runtime import resolve_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,17 +55,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_loading_arguments(parser)
 
 
-def run(args) -> int:
-    from mduit_loc.retrieval.api import AppearanceOptions, IndexOptions, build_index
-    from mduit_loc.retrieval.index import load_index
-
+def run(args: argparse.Namespace) -> int:
     setup_logging()
-    appearances = AppearanceOptions(args.appearances, args.per_condition, args.num_clusters,
-                                    conditions=args.conditions, appearance_data=args.appearance_data, seed=args.seed)
-    options = IndexOptions(args.index_type, args.nlist, args.pq_m, args.pq_nbits, args.nprobe, args.translate_db,
-                           args.translator, appearances, args.save_translations, args.image_root, args.batch_size,
-                           args.num_workers, args.on_error, args.fp16, args.overwrite, args.device,
-                           not args.no_progress)
+    appearances = AppearanceOptions(strategy=args.appearances, per_condition=args.per_condition,
+                                    num_clusters=args.num_clusters, conditions=args.conditions,
+                                    appearance_data=args.appearance_data, seed=args.seed)
+    params = IndexParams(type=args.index_type, nlist=args.nlist, pq_m=args.pq_m, pq_nbits=args.pq_nbits,
+                         nprobe=args.nprobe)
+    options = IndexOptions(params=params, extract=extract_options(args, fp16=args.fp16, overwrite=args.overwrite),
+                           translate_db=args.translate_db, translator=args.translator, appearances=appearances,
+                           save_translations=args.save_translations, image_root=args.image_root,
+                           device=resolve_device(args.device))
     out = build_index(args.db, args.model, args.out, options)
     manifest = load_index(out).manifest
     counts = manifest["counts"]

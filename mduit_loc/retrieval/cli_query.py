@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mduit_loc.retrieval.cli_common import add_loading_arguments, positive_int, setup_logging
+from mduit_loc.retrieval.api import QueryOptions, RefineOptions, SearchOptions, localize
+from mduit_loc.retrieval.cli_common import add_loading_arguments, extract_options, positive_int, setup_logging
 from mduit_loc.retrieval.pose_estimation import DEFAULT_ALPHA, POSE_METHODS
 from mduit_loc.retrieval.query_inputs import SPLITS
+from mduit_loc.runtime import resolve_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,16 +53,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_loading_arguments(parser)
 
 
-def run(args) -> int:
-    from mduit_loc.retrieval.api import QueryOptions, RefineOptions, localize
-
+def run(args: argparse.Namespace) -> int:
     setup_logging()
     refine = RefineOptions(num_db_images=args.pnp_db_images, min_inliers=args.pnp_min_inliers,
                            ransac_max_error_px=args.pnp_max_error, lift_radius_px=args.pnp_lift_radius)
-    options = QueryOptions(args.top_k, args.per_camera, args.per_location, args.pose, args.pose_top_k, args.alpha,
-                           args.nprobe, args.model, args.data, str(args.image_root) if args.image_root else None,
-                           args.split, refine, args.batch_size, args.num_workers, args.on_error, args.device,
-                           progress=not args.no_progress)
+    options = QueryOptions(search=SearchOptions(k=args.top_k, per_camera=args.per_camera,
+                                                per_location=args.per_location, nprobe=args.nprobe),
+                           extract=extract_options(args), pose=args.pose, pose_top_k=args.pose_top_k,
+                           alpha=args.alpha, model=args.model, data=args.data,
+                           image_root=str(args.image_root) if args.image_root else None, split=args.split,
+                           refine=refine, device=resolve_device(args.device))
     results = localize(args.index, args.images, options, args.out)
     refined = sum(1 for r in results.refinement.values() if r.refined)
     print(f"{args.out}: {len(results.poses)} of {len(results.queries)} queries localized ({args.pose}"

@@ -32,7 +32,7 @@ CHECKSUM_ATTR = "mduit_descriptor_checksum"
 NAME_ATTR = "mduit_descriptor_name"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ExtractOptions:
     batch_size: int = 16
     num_workers: int | None = None      # None: runtime.default_num_workers()

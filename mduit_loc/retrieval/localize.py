@@ -16,13 +16,12 @@ from mduit_loc.poses import Pose
 from mduit_loc.retrieval.db_table import NO_LOCATION
 from mduit_loc.retrieval.descriptor_models import load_descriptor
 from mduit_loc.retrieval.extract import FailedImage, compute_descriptors
-from mduit_loc.retrieval.index import LoadedIndex, check_descriptor, load_index
+from mduit_loc.retrieval.faiss_index import LoadedIndex, check_descriptor, load_index
 from mduit_loc.retrieval.options import QueryOptions
 from mduit_loc.retrieval.pose_estimation import estimate_poses
 from mduit_loc.retrieval.query_inputs import QueryItem, resolve_queries
 from mduit_loc.retrieval.refine import PoseRefiner, RefineResult, RetrievedImage
-from mduit_loc.retrieval.search import QueryAttributes, SearchOptions, search
-from mduit_loc.runtime import resolve_device
+from mduit_loc.retrieval.search import QueryAttributes, search
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +63,10 @@ def _attributes(items: list[QueryItem], loaded: LoadedIndex, options: QueryOptio
     table = loaded.table
     cameras = np.array([table.camera_code(item.camera) for item in items], np.int64)
     locations = np.array([NO_LOCATION if item.location is None else item.location for item in items], np.int64)
-    if options.per_camera and (cameras < 0).any():
+    if options.search.per_camera and (cameras < 0).any():
         log.warning("--per-camera: %d of %d queries have no known database camera; they search all cameras",
                     int((cameras < 0).sum()), len(items))
-    if options.per_location:
+    if options.search.per_location:
         if (table.image_locations == NO_LOCATION).all():
             raise MduitError(f"{loaded.path}: --per-location needs database locations, but the index has none "
                              "(the map has no per-location models)")
@@ -148,7 +147,7 @@ class Localizer:
     def __init__(self, index: str | Path, options: QueryOptions | None = None):
         self.options = options or QueryOptions()
         self.index = load_index(index)
-        self.device = resolve_device(self.options.device)
+        self.device = self.options.device
         self.descriptor = _query_descriptor(self.index, self.options.model, self.device)
         check_descriptor(self.index.manifest, self.descriptor.describe_identity(), self.index.path)
         self._map: _MapForRefinement | None = None
@@ -159,7 +158,7 @@ class Localizer:
         items = _query_items(queries, options, loaded.manifest, loaded.table.cameras)
         if not items:
             raise MduitError("the query list is empty")
-        vectors, ok, failed = compute_descriptors(self.descriptor, [item.path for item in items], options.extract(),
+        vectors, ok, failed = compute_descriptors(self.descriptor, [item.path for item in items], options.extract,
                                                   desc="describing queries")
         if failed:
             log.warning("%d query image(s) could not be read and were skipped: %s", len(failed),
@@ -168,9 +167,7 @@ class Localizer:
         if not items:
             raise MduitError("none of the query images could be read")
         attributes = _attributes(items, loaded, options)
-        search_options = SearchOptions(options.top_k, options.per_camera, options.per_location, options.nprobe,
-                                       options.query_chunk, device=str(self.device))
-        found = search(loaded, vectors[ok], search_options, attributes)
+        found = search(loaded, vectors[ok], options.search, attributes, self.device)
 
         method = "top1" if options.pose == "pnp" else options.pose
         row_poses = estimate_poses(found.image_ids, found.scores, loaded.table, method, options.pose_top_k,
@@ -179,7 +176,7 @@ class Localizer:
         if options.pose == "pnp":
             if self._map is None:
                 self._map = _MapForRefinement.load(loaded, options)
-            refined = _refine_all(items, found.image_ids, row_poses, loaded.table, self._map, options.progress)
+            refined = _refine_all(items, found.image_ids, row_poses, loaded.table, self._map, options.extract.progress)
             row_poses = {row: result.pose for row, result in refined.items()}
             refinement = {items[row].name: result for row, result in refined.items()}
         results = _collect(items, found, row_poses, loaded, options.pose, refinement, failed)

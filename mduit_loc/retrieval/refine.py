@@ -22,7 +22,7 @@ from mduit_loc.poses import Pose
 from mduit_loc.retrieval.scene3d import Scene
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RefineOptions:
     num_db_images: int = 5          # top retrieved database images to match against
     max_image_size: int = 1024      # SIFT runs on images down-scaled to this longest side

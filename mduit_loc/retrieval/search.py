@@ -34,21 +34,27 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mduit_loc.errors import MduitError
 from mduit_loc.retrieval.db_table import NO_LOCATION
+from mduit_loc.retrieval.faiss_index import LoadedIndex, faiss_gpu_available
 
 UNKNOWN = -1
+CPU = torch.device("cpu")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SearchOptions:
-    k: int = 10
+    k: int = 10                        # --top-k: distinct database images per query
     per_camera: bool = False
     per_location: bool = False
     nprobe: int | None = None          # IVF lists to visit (default: the index's)
-    query_chunk: int = 256
+    query_chunk: int = 256             # queries per search chunk (bounds memory)
     db_block: int = 65536
-    device: str = "cpu"                # torch device of the exact engine
     use_gpu_faiss: bool = True         # unmasked IVF searches on a FAISS GPU index when possible
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise MduitError(f"--top-k must be >= 1, got {self.k}")
 
 
 @dataclass
@@ -123,9 +129,8 @@ def _rows(values: torch.Tensor | None, start: int, stop: int) -> torch.Tensor | 
 
 def exact_topk(queries: np.ndarray, database: np.ndarray, K: int, attributes: QueryAttributes | None,
                vector_cameras: np.ndarray | None, vector_locations: np.ndarray | None, options: SearchOptions,
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Blocked exact inner-product top-K with masks: (scores (Q, K), vector ids (Q, K), -1 padded)."""
-    device = torch.device(options.device)
+               device: torch.device = CPU) -> tuple[np.ndarray, np.ndarray]:
+    """Blocked exact inner-product top-K with masks on ``device``: (scores (Q, K), vector ids (Q, K), -1 padded)."""
     K = min(K, len(database))
     masked = attributes is not None and (options.per_camera or options.per_location)
     database_t = _tensor(np.asarray(database, np.float32), device)  # zero-copy on CPU
@@ -184,8 +189,6 @@ def faiss_topk(index, queries: np.ndarray, K: int, attributes: QueryAttributes |
     """IVF / IVF-PQ top-K; masks as bitmap selectors, one FAISS call per distinct mask."""
     import faiss
 
-    from mduit_loc.retrieval.index import faiss_gpu_available
-
     K = min(K, index.ntotal)
     nlist = faiss.extract_index_ivf(index).nlist
     masked = attributes is not None and (options.per_camera or options.per_location)
@@ -215,9 +218,10 @@ def faiss_topk(index, queries: np.ndarray, K: int, attributes: QueryAttributes |
     return scores, ids
 
 
-def search(loaded_index, queries: np.ndarray, options: SearchOptions,
-           attributes: QueryAttributes | None = None) -> SearchResult:
-    """k distinct database images per query, best first, with masks and variant collapse."""
+def search(loaded_index: LoadedIndex, queries: np.ndarray, options: SearchOptions,
+           attributes: QueryAttributes | None = None, device: torch.device = CPU) -> SearchResult:
+    """k distinct database images per query, best first, with masks and variant collapse; flat
+    indexes are searched on ``device``."""
     table = loaded_index.table
     queries = np.asarray(queries, np.float32).reshape(-1, loaded_index.dim)
     K = candidates_per_query(options.k, table.max_variants)
@@ -227,7 +231,7 @@ def search(loaded_index, queries: np.ndarray, options: SearchOptions,
     vector_locations = table.vector_locations() if masked and options.per_location else None
     if loaded_index.type == "flat":
         scores, ids = exact_topk(queries, loaded_index.vectors(), K, attributes, vector_cameras,
-                                 vector_locations, options)
+                                 vector_locations, options, device)
     else:
         nprobe = options.nprobe or loaded_index.nprobe or 1
         scores, ids = faiss_topk(loaded_index.faiss_index, queries, K, attributes, vector_cameras,

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 STRATEGIES = ("exemplars", "clusters", "domain-means")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AppearanceOptions:
     strategy: str = "exemplars"
     per_condition: int = 1           # exemplars per condition

@@ -26,7 +26,7 @@ GAN_MODES = ("nonsaturating", "lsgan")
 NEGATIVE_MINING = ("random", "hard")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TranslationConfig:
     preset: str = "tiny"
     # --- images -----------------------------------------------------------------------------

@@ -16,9 +16,25 @@ from torch import nn
 from mduit_loc.datasets.images import save_image
 from mduit_loc.datasets.types import DatabaseImage, Intrinsics, LocalizationDataset, QueryImage
 from mduit_loc.poses import Pose
+from mduit_loc.retrieval.api import ExtractOptions, IndexOptions, QueryOptions, SearchOptions
 from mduit_loc.retrieval.descriptor_models import GlobalDescriptor, ModuleDescriptor, register_descriptor
 
 IMAGE_SIZE = (16, 16)
+CPU = torch.device("cpu")
+
+
+def quiet(**fields) -> ExtractOptions:
+    """Image loading in the test process, without progress bars."""
+    return ExtractOptions(num_workers=0, progress=False, **fields)
+
+
+def index_options(*, on_error: str = "fail", **fields) -> IndexOptions:
+    return IndexOptions(extract=quiet(on_error=on_error), device=CPU, **fields)
+
+
+def query_options(*, top_k: int = 10, per_camera: bool = False, per_location: bool = False, **fields) -> QueryOptions:
+    search = SearchOptions(k=top_k, per_camera=per_camera, per_location=per_location)
+    return QueryOptions(search=search, extract=quiet(), device=CPU, **fields)
 
 
 class ColorDescriptor(GlobalDescriptor):

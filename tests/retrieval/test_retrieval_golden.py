@@ -13,7 +13,7 @@ import pytest
 
 from . import retrieval_fakes as fakes
 from mduit_loc.pose_files import read_pairs, read_poses
-from mduit_loc.retrieval.api import IndexOptions, QueryOptions, build_index, localize
+from mduit_loc.retrieval.api import build_index, localize
 from mduit_loc.retrieval.outputs import QUERIES_COLUMNS
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
@@ -30,13 +30,13 @@ def color_index(tmp_path_factory):
                   ("ref/left/c.png", (0, 255, 0), fakes.pose((0.5, 0.5, -0.5, 0.5), (7, 8, 9)), 2),
                   ("ref/left/d.png", (0, 0, 255), fakes.pose((0.5, 0.5, 0.5, -0.5), (-1, -2, -3)), 2)],
         queries=[("night/rear/q1.png", (255, 66, 0), 2), ("night/left/q2.png", (0, 128, 255), 1)])
-    index_dir = build_index(dataset, "test-color", root / "index", IndexOptions(num_workers=0, progress=False))
+    index_dir = build_index(dataset, "test-color", root / "index", fakes.index_options())
     return dataset, index_dir
 
 
 def _query(color_index, tmp_path, **kwargs):
     dataset, index_dir = color_index
-    options = QueryOptions(num_workers=0, progress=False, device="cpu", **kwargs)
+    options = fakes.query_options(**kwargs)
     return localize(index_dir, dataset, options, out=tmp_path / "results"), tmp_path / "results"
 
 
@@ -73,8 +73,8 @@ def test_weighted_pose_of_two_equal_rotations_is_the_similarity_weighted_centre(
     dataset = fakes.color_dataset(
         tmp_path, database=[("ref/rear/a.png", (255, 0, 0), first, None), ("ref/rear/b.png", (255, 255, 0), second, None)],
         queries=[("night/rear/q1.png", (255, 66, 0), None)])
-    index_dir = build_index(dataset, "test-color", tmp_path / "index", IndexOptions(num_workers=0, progress=False))
-    options = QueryOptions(top_k=2, pose="weighted", alpha=2.0, num_workers=0, progress=False, device="cpu")
+    index_dir = build_index(dataset, "test-color", tmp_path / "index", fakes.index_options())
+    options = fakes.query_options(top_k=2, pose="weighted", alpha=2.0)
     pose = localize(index_dir, dataset, options).poses["night/rear/q1.png"]
     w_a, w_b = 0.968099293 ** 2, 0.861727112 ** 2  # similarities from the module docstring
     expected_center = (w_a * first.center + w_b * second.center) / (w_a + w_b)
@@ -86,7 +86,7 @@ def test_localizer_loads_once_and_answers_batch_after_batch_like_localize(color_
     from mduit_loc.retrieval.api import Localizer
 
     dataset, index_dir = color_index
-    localizer = Localizer(index_dir, QueryOptions(top_k=3, num_workers=0, progress=False, device="cpu"))
+    localizer = Localizer(index_dir, fakes.query_options(top_k=3))
     descriptor = localizer.descriptor
     first = localizer.localize([dataset.image_path("night/rear/q1.png")])
     second = localizer.localize([dataset.image_path("night/left/q2.png")], out=tmp_path / "second")

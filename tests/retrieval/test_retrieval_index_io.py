@@ -13,14 +13,12 @@ from . import retrieval_fakes as fakes
 from mduit_loc.errors import ConfigMismatchError, DataNotFoundError, FormatError, MduitError
 from mduit_loc.poses import Pose
 from mduit_loc.retrieval import h5_io
-from mduit_loc.retrieval.api import IndexOptions, QueryOptions, build_index, localize
+from mduit_loc.retrieval.api import build_index, localize
 from mduit_loc.retrieval.db_table import DatabaseTable, read_table, write_table
 from mduit_loc.retrieval.descriptor_models import RawPixelsDescriptor
-from mduit_loc.retrieval.extract import ExtractOptions, extract_to_h5
-from mduit_loc.retrieval.index import (IndexParams, check_descriptor, default_pq_m, load_index, read_manifest,
+from mduit_loc.retrieval.extract import extract_to_h5
+from mduit_loc.retrieval.faiss_index import (IndexParams, check_descriptor, default_pq_m, load_index, read_manifest,
                                        resolve_params)
-
-OPTIONS = dict(num_workers=0, progress=False)
 
 
 @pytest.fixture()
@@ -32,7 +30,7 @@ def small_dataset(tmp_path):
 
 
 def test_manifest_records_descriptor_index_and_counts(small_dataset, tmp_path):
-    index_dir = build_index(small_dataset, "test-color", tmp_path / "index", IndexOptions(**OPTIONS))
+    index_dir = build_index(small_dataset, "test-color", tmp_path / "index", fakes.index_options())
     manifest = read_manifest(index_dir)
     assert manifest["descriptor"] == {"name": "test-color", "dim": 3, "checksum": "color-v1",
                                       "image_size": [16, 16], "spec": "test-color"}
@@ -43,18 +41,18 @@ def test_manifest_records_descriptor_index_and_counts(small_dataset, tmp_path):
 
 
 def test_query_with_another_model_or_dimension_is_refused(small_dataset, tmp_path):
-    index_dir = build_index(small_dataset, "test-color", tmp_path / "index", IndexOptions(**OPTIONS))
+    index_dir = build_index(small_dataset, "test-color", tmp_path / "index", fakes.index_options())
     with pytest.raises(ConfigMismatchError, match="model checksum 'color-v1'"):
-        localize(index_dir, small_dataset, QueryOptions(model="test-color-other", device="cpu", **OPTIONS))
+        localize(index_dir, small_dataset, fakes.query_options(model="test-color-other"))
     with pytest.raises(ConfigMismatchError, match="descriptor 'test-color'"):
-        localize(index_dir, small_dataset, QueryOptions(model="raw-pixels", device="cpu", **OPTIONS))
+        localize(index_dir, small_dataset, fakes.query_options(model="raw-pixels"))
     identity = {"name": "test-color", "dim": 4, "checksum": "color-v1", "spec": "x"}
     with pytest.raises(ConfigMismatchError, match="dimension 3"):
         check_descriptor(read_manifest(index_dir), identity, index_dir)
 
 
 def test_inconsistent_or_missing_index_files_are_clear_errors(small_dataset, tmp_path):
-    index_dir = build_index(small_dataset, "test-color", tmp_path / "index", IndexOptions(**OPTIONS))
+    index_dir = build_index(small_dataset, "test-color", tmp_path / "index", fakes.index_options())
     table_text = (index_dir / "database.tsv").read_text()
     (index_dir / "database.tsv").write_text("\n".join(table_text.splitlines()[:2]) + "\n")
     with pytest.raises(ConfigMismatchError, match="2 vectors in index.faiss, 1 rows in database.tsv"):
@@ -69,7 +67,7 @@ def test_inconsistent_or_missing_index_files_are_clear_errors(small_dataset, tmp
 def test_empty_database_and_empty_query_list_are_clear_errors(small_dataset, tmp_path):
     small_dataset.database.clear()
     with pytest.raises(MduitError, match="the database is empty"):
-        build_index(small_dataset, "test-color", tmp_path / "index", IndexOptions(**OPTIONS))
+        build_index(small_dataset, "test-color", tmp_path / "index", fakes.index_options())
     with pytest.raises(MduitError, match="no query images given"):
         from mduit_loc.retrieval.query_inputs import resolve_queries
         resolve_queries([])
@@ -79,9 +77,9 @@ def test_corrupt_database_image_fails_by_default_and_is_listed_when_skipped(smal
     bad = small_dataset.image_path("ref/left/b.png")
     bad.write_bytes(b"not an image at all")
     with pytest.raises(MduitError, match="unreadable image.*b.png"):
-        build_index(small_dataset, "test-color", tmp_path / "fail", IndexOptions(**OPTIONS))
+        build_index(small_dataset, "test-color", tmp_path / "fail", fakes.index_options())
     assert not (tmp_path / "fail" / "manifest.json").exists()
-    index_dir = build_index(small_dataset, "test-color", tmp_path / "skip", IndexOptions(on_error="skip", **OPTIONS))
+    index_dir = build_index(small_dataset, "test-color", tmp_path / "skip", fakes.index_options(on_error="skip"))
     assert load_index(index_dir).table.image_names == ["ref/rear/a.png"]
     assert str(bad) in (index_dir / "failed_images.txt").read_text()
     assert read_manifest(index_dir)["counts"]["failed_images"] == 1
@@ -89,10 +87,10 @@ def test_corrupt_database_image_fails_by_default_and_is_listed_when_skipped(smal
 
 def test_pq_and_ivf_parameters_are_resolved_for_small_maps():
     assert default_pq_m(128) == 32 and default_pq_m(256) == 64 and default_pq_m(4096) == 64 and default_pq_m(768) == 64
-    params = resolve_params(IndexParams("ivf-pq"), 1000, 64)
+    params = resolve_params(IndexParams(type="ivf-pq"), 1000, 64)
     assert params.nlist == 25 and params.pq_m == 16 and params.pq_nbits == 4 and params.nprobe == 25
     with pytest.raises(MduitError, match="must divide"):
-        resolve_params(IndexParams("ivf-pq", pq_m=7), 1000, 64)
+        resolve_params(IndexParams(type="ivf-pq", pq_m=7), 1000, 64)
 
 
 # --- HDF5 in hloc's layout -----------------------------------------------------------------
@@ -100,7 +98,7 @@ def test_h5_file_has_hloc_global_descriptor_layout(small_dataset, tmp_path):
     descriptor = fakes.ColorDescriptor()
     paths = [small_dataset.image_path(d.name) for d in small_dataset.database]
     names = [d.name for d in small_dataset.database]
-    report = extract_to_h5(descriptor, paths, names, tmp_path / "g.h5", ExtractOptions(fp16=True, **OPTIONS))
+    report = extract_to_h5(descriptor, paths, names, tmp_path / "g.h5", fakes.quiet(fp16=True))
     assert report.written == 2
     with h5py.File(tmp_path / "g.h5", "r", libver="latest") as handle:  # as hloc reads it
         vector = handle["ref"]["rear"]["a.png"]["global_descriptor"]
@@ -114,13 +112,13 @@ def test_extraction_skips_present_images_unless_overwrite_and_refuses_another_mo
     paths = [small_dataset.image_path(d.name) for d in small_dataset.database]
     names = [d.name for d in small_dataset.database]
     out = tmp_path / "g.h5"
-    extract_to_h5(descriptor, paths[:1], names[:1], out, ExtractOptions(**OPTIONS))
-    report = extract_to_h5(descriptor, paths, names, out, ExtractOptions(**OPTIONS))
+    extract_to_h5(descriptor, paths[:1], names[:1], out, fakes.quiet())
+    report = extract_to_h5(descriptor, paths, names, out, fakes.quiet())
     assert (report.written, report.already_present) == (1, 1)
-    report = extract_to_h5(descriptor, paths, names, out, ExtractOptions(overwrite=True, **OPTIONS))
+    report = extract_to_h5(descriptor, paths, names, out, fakes.quiet(overwrite=True))
     assert (report.written, report.already_present) == (2, 0)
     with pytest.raises(ConfigMismatchError, match="descriptors of another model"):
-        extract_to_h5(fakes.ColorDescriptor(checksum="other"), paths, names, out, ExtractOptions(**OPTIONS))
+        extract_to_h5(fakes.ColorDescriptor(checksum="other"), paths, names, out, fakes.quiet())
 
 
 def test_raw_pixels_descriptor_is_unit_norm_and_brightness_invariant():

@@ -12,14 +12,13 @@ from . import retrieval_fakes as fakes
 from mduit_loc.datasets.images import save_image
 from mduit_loc.errors import FormatError, MduitError
 from mduit_loc.poses import Pose, rotation_error_deg, yaw_pose
-from mduit_loc.retrieval.api import AppearanceOptions, IndexOptions, QueryOptions, build_index, localize
+from mduit_loc.retrieval.api import AppearanceOptions, build_index, localize
 from mduit_loc.retrieval.h5_io import read_descriptors
-from mduit_loc.retrieval.index import load_index
+from mduit_loc.retrieval.faiss_index import load_index
 from mduit_loc.retrieval.pose_estimation import retrieval_pose, similarity_weights
 from mduit_loc.retrieval.query_inputs import resolve_queries
 
 MINI = Path(__file__).parents[1] / "datasets" / "data" / "robotcar_mini"
-OPTIONS = dict(num_workers=0, progress=False)
 
 
 # --- query inputs -----------------------------------------------------------------------------
@@ -76,7 +75,7 @@ def _train_split(dataset):
 
 def test_translated_database_indexes_every_variant_and_collapses_them(two_condition_dataset, tmp_path):
     dataset = _train_split(two_condition_dataset)
-    options = IndexOptions(translate_db=True, save_translations=True, **OPTIONS)
+    options = fakes.index_options(translate_db=True, save_translations=True)
     index_dir = build_index(dataset, "test-mduit", tmp_path / "index", options)
     loaded = load_index(index_dir)
     assert loaded.table.appearances == ["original", "night-0", "snow-0"]
@@ -89,7 +88,7 @@ def test_translated_database_indexes_every_variant_and_collapses_them(two_condit
     assert (index_dir / "translations/snow-0/map/rear/red.png").is_file()
     # A whitish-red query matches red's snow variant best; the blue image still comes second, once.
     save_image(tmp_path / "q" / "rear" / "pink.png", fakes.solid((255, 170, 170)))
-    results = localize(index_dir, [tmp_path / "q"], QueryOptions(top_k=5, device="cpu", **OPTIONS))
+    results = localize(index_dir, [tmp_path / "q"], fakes.query_options(top_k=5))
     assert results.pairs["rear/pink.png"] == ["map/rear/red.png", "map/rear/blue.png"]
     assert results.appearances["rear/pink.png"][0] == "snow-0"
 
@@ -97,11 +96,12 @@ def test_translated_database_indexes_every_variant_and_collapses_them(two_condit
 def test_cluster_appearances_from_unlabelled_test_queries_and_refusal_without_a_translator(
         two_condition_dataset, tmp_path):
     dataset = two_condition_dataset  # queries of the test split only: their appearance may still be used
-    options = IndexOptions(translate_db=True, appearances=AppearanceOptions("clusters", num_clusters=2), **OPTIONS)
+    options = fakes.index_options(translate_db=True,
+                                  appearances=AppearanceOptions(strategy="clusters", num_clusters=2))
     loaded = load_index(build_index(dataset, "test-mduit", tmp_path / "index", options))
     assert loaded.table.appearances == ["original", "cluster-0", "cluster-1"]
     with pytest.raises(MduitError, match="needs an MDUIT run"):
-        build_index(dataset, "test-color", tmp_path / "other", IndexOptions(translate_db=True, **OPTIONS))
+        build_index(dataset, "test-color", tmp_path / "other", fakes.index_options(translate_db=True))
 
 
 # --- retrieval poses ----------------------------------------------------------------------------
@@ -124,8 +124,8 @@ def test_similarity_weights_and_mean_poses_hand_computed():
 
 
 def test_raw_pixels_end_to_end_on_the_robotcar_layout(tmp_path):
-    index_dir = build_index(MINI, "raw-pixels:4x4", tmp_path / "index", IndexOptions(**OPTIONS))
-    results = localize(index_dir, [MINI], QueryOptions(top_k=2, per_camera=True, device="cpu", **OPTIONS),
+    index_dir = build_index(MINI, "raw-pixels:4x4", tmp_path / "index", fakes.index_options())
+    results = localize(index_dir, [MINI], fakes.query_options(top_k=2, per_camera=True),
                        out=tmp_path / "out")
     assert len(results.poses) == 3
     assert all(len(ranked) == 2 for ranked in results.pairs.values())

@@ -8,11 +8,10 @@ import torch
 from . import retrieval_fakes as fakes
 from mduit_loc.errors import ConfigMismatchError, DataNotFoundError, FormatError
 from mduit_loc.poses import yaw_pose
-from mduit_loc.retrieval.api import AppearanceOptions, IndexOptions, QueryOptions, build_index, localize
+from mduit_loc.retrieval.api import AppearanceOptions, build_index, localize
 from mduit_loc.retrieval.descriptor_models import load_descriptor, load_translator
-from mduit_loc.retrieval.index import load_index
+from mduit_loc.retrieval.faiss_index import load_index
 
-OPTIONS = dict(num_workers=0, progress=False, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +85,12 @@ def test_content_grid_view_pools_the_content_features_on_a_grid(mduit_run):
 
 
 def test_content_grid_index_finds_its_view_again_from_the_manifest(mduit_run, dataset, tmp_path):
-    index_dir = build_index(dataset, f"{mduit_run}#content:2x2", tmp_path / "index", IndexOptions(**OPTIONS))
+    index_dir = build_index(dataset, f"{mduit_run}#content:2x2", tmp_path / "index", fakes.index_options())
     assert load_index(index_dir).manifest["descriptor"]["spec"].endswith("#content:2x2")
-    results = localize(index_dir, dataset, QueryOptions(top_k=2, **OPTIONS))   # no --model: from the manifest
+    results = localize(index_dir, dataset, fakes.query_options(top_k=2))   # no --model: from the manifest
     assert all(len(r) == 2 for r in results.pairs.values())
     with pytest.raises(ConfigMismatchError, match="model checksum"):
-        localize(index_dir, dataset, QueryOptions(model=str(mduit_run), **OPTIONS))
+        localize(index_dir, dataset, fakes.query_options(model=str(mduit_run)))
 
 
 def test_bad_views_are_clear_errors(mduit_run, netvlad_run):
@@ -106,14 +105,14 @@ def test_bad_views_are_clear_errors(mduit_run, netvlad_run):
 
 
 def test_mduit_translated_index_and_query(mduit_run, dataset, tmp_path):
-    options = IndexOptions(translate_db=True, **{k: v for k, v in OPTIONS.items()})
+    options = fakes.index_options(translate_db=True)
     index_dir = build_index(dataset, mduit_run, tmp_path / "index", options)
     table = load_index(index_dir).table
     assert table.appearances == ["original", "night-0", "snow-0"] and table.num_vectors == 12
-    results = localize(index_dir, dataset, QueryOptions(top_k=3, **OPTIONS))
+    results = localize(index_dir, dataset, fakes.query_options(top_k=3))
     for name in ("night/rear/n1.png", "snow/rear/s1.png"):
         assert len(results.pairs[name]) == 3 and len(set(results.pairs[name])) == 3
-    means = IndexOptions(translate_db=True, appearances=AppearanceOptions("domain-means"), **OPTIONS)
+    means = fakes.index_options(translate_db=True, appearances=AppearanceOptions(strategy="domain-means"))
     table = load_index(build_index(dataset, mduit_run, tmp_path / "means", means)).table
     assert table.appearances == ["original", "night-mean", "snow-mean"]
 
@@ -121,11 +120,11 @@ def test_mduit_translated_index_and_query(mduit_run, dataset, tmp_path):
 def test_netvlad_run_through_the_same_interface(netvlad_run, mduit_run, dataset, tmp_path):
     descriptor = load_descriptor(netvlad_run, "cpu")
     assert descriptor.name == "netvlad-light" and descriptor.image_size == (32, 32)
-    index_dir = build_index(dataset, netvlad_run, tmp_path / "index", IndexOptions(**OPTIONS))
-    results = localize(index_dir, dataset, QueryOptions(top_k=2, **OPTIONS))
+    index_dir = build_index(dataset, netvlad_run, tmp_path / "index", fakes.index_options())
+    results = localize(index_dir, dataset, fakes.query_options(top_k=2))
     assert all(len(r) == 2 for r in results.pairs.values())
     with pytest.raises(ConfigMismatchError, match="the index was built with descriptor 'netvlad-light'"):
-        localize(index_dir, dataset, QueryOptions(model=str(mduit_run), **OPTIONS))
+        localize(index_dir, dataset, fakes.query_options(model=str(mduit_run)))
 
 
 def test_bad_model_specs_are_clear_errors(tmp_path):
@@ -148,14 +147,14 @@ def test_index_remembers_the_model_by_absolute_path_and_asks_for_it_when_moved(n
     run = tmp_path / "runs" / "nv"
     shutil.copytree(netvlad_run, run)
     monkeypatch.chdir(tmp_path)
-    index_dir = build_index(dataset, "runs/nv", tmp_path / "index", IndexOptions(**OPTIONS))
+    index_dir = build_index(dataset, "runs/nv", tmp_path / "index", fakes.index_options())
     assert load_index(index_dir).manifest["descriptor"]["spec"] == str(run)
     monkeypatch.chdir(tmp_path / "runs")  # another working directory: the stored spec still works
-    assert len(localize(index_dir, dataset, QueryOptions(top_k=1, **OPTIONS)).poses) == 2
+    assert len(localize(index_dir, dataset, fakes.query_options(top_k=1)).poses) == 2
     run.rename(tmp_path / "moved")
     with pytest.raises(DataNotFoundError, match="was built with .*nv'.*pass --model"):
-        localize(index_dir, dataset, QueryOptions(top_k=1, **OPTIONS))
-    moved = QueryOptions(top_k=1, model=str(tmp_path / "moved"), **OPTIONS)
+        localize(index_dir, dataset, fakes.query_options(top_k=1))
+    moved = fakes.query_options(top_k=1, model=str(tmp_path / "moved"))
     assert len(localize(index_dir, dataset, moved).poses) == 2
 
 
@@ -166,6 +165,6 @@ def test_official_netvlad_mat_checkpoint_through_the_registry(dataset, tmp_path)
     descriptor = load_descriptor(mat, "cpu")
     vectors = descriptor(torch.rand(2, 3, *descriptor.image_size))
     assert vectors.shape == (2, descriptor.dim) and torch.linalg.norm(vectors, dim=1) == pytest.approx(torch.ones(2))
-    index_dir = build_index(dataset, mat, tmp_path / "index", IndexOptions(**OPTIONS))
+    index_dir = build_index(dataset, mat, tmp_path / "index", fakes.index_options())
     assert load_index(index_dir).manifest["descriptor"]["spec"] == str(mat.resolve())
-    assert all(len(r) == 2 for r in localize(index_dir, dataset, QueryOptions(top_k=2, **OPTIONS)).pairs.values())
+    assert all(len(r) == 2 for r in localize(index_dir, dataset, fakes.query_options(top_k=2)).pairs.values())

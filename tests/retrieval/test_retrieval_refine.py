@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from . import retrieval_fakes as fakes
 from . import retrieval_scene as scene
 from mduit_loc.datasets.colmap_text import ColmapImage, write_colmap_text
 from mduit_loc.datasets.images import save_image
 from mduit_loc.datasets.types import Intrinsics
 from mduit_loc.poses import Pose, pose_errors, yaw_pose
-from mduit_loc.retrieval.api import IndexOptions, QueryOptions, build_index, localize
+from mduit_loc.retrieval.api import build_index, localize
 from mduit_loc.retrieval.refine import PoseRefiner, RefineOptions, RetrievedImage, estimate_pose
 from mduit_loc.retrieval.scene3d import ImageStructure, PointCloudScene, ViewGeometry, project_points
 
@@ -119,8 +120,8 @@ def test_query_command_pnp_on_a_colmap_map_with_a_plain_query_folder(rendered, t
     query_pose = yaw_pose(3, (0.8, 0.6, 1.4))
     save_image(tmp_path / "queries" / "q.png", scene.render(texture, query_pose, small))
     index_dir = build_index(tmp_path / "sparse", "raw-pixels:4x4", tmp_path / "index",
-                            IndexOptions(image_root=str(tmp_path / "images"), num_workers=0, progress=False))
-    options = QueryOptions(top_k=2, pose="pnp", device="cpu", num_workers=0, progress=False)
+                            fakes.index_options(image_root=str(tmp_path / "images")))
+    options = fakes.query_options(top_k=2, pose="pnp")
     results = localize(index_dir, [tmp_path / "queries"], options, out=tmp_path / "out")
     refinement = results.refinement["q.png"]
     assert refinement.refined, refinement.status

@@ -6,7 +6,7 @@ import pytest
 
 from mduit_loc.poses import Pose
 from mduit_loc.retrieval.db_table import NO_LOCATION, DatabaseTable
-from mduit_loc.retrieval.index import IndexParams, LoadedIndex, build_faiss_index, resolve_params
+from mduit_loc.retrieval.faiss_index import IndexParams, LoadedIndex, build_faiss_index, resolve_params
 from mduit_loc.retrieval.search import (QueryAttributes, SearchOptions, allowed_matrix, collapse_to_images,
                                         exact_topk, search)
 
@@ -77,7 +77,7 @@ def test_exact_search_with_masks_and_variants_equals_brute_force(per_camera, per
     attributes = QueryAttributes(cameras, locations)
     # Small chunks and blocks force the chunked merge to be exercised.
     options = SearchOptions(k=4, per_camera=per_camera, per_location=per_location, query_chunk=8, db_block=50)
-    result = search(loaded(table, vectors, IndexParams("flat")), queries, options, attributes)
+    result = search(loaded(table, vectors, IndexParams(type="flat")), queries, options, attributes)
     expected = brute_force(queries, vectors, table, attributes, options)
     for row, ranked in enumerate(expected):
         assert result.image_ids[row, : len(ranked)].tolist() == ranked
@@ -95,7 +95,7 @@ def test_collapse_returns_k_distinct_places_even_when_variants_dominate():
     base = unit(rng.standard_normal((30, 16)))
     # Variants of an image are near-copies, so the top vectors are variants of few images.
     vectors = unit(np.repeat(base, 4, axis=0) + 0.01 * rng.standard_normal((120, 16)))
-    result = search(loaded(table, vectors, IndexParams("flat")), base[:5], SearchOptions(k=6))
+    result = search(loaded(table, vectors, IndexParams(type="flat")), base[:5], SearchOptions(k=6))
     for row in result.image_ids:
         assert len(set(row.tolist())) == 6 and (row >= 0).all()
     assert result.image_ids[:, 0].tolist() == [0, 1, 2, 3, 4]
@@ -121,7 +121,7 @@ def test_ivf_search_respects_masks(index_type):
     queries = vectors[:50] + 0.05 * rng.standard_normal((50, 16)).astype(np.float32)
     attributes = QueryAttributes(table.image_cameras[:50], table.image_locations[:50])
     options = SearchOptions(k=5, per_camera=True, per_location=True)
-    result = search(loaded(table, vectors, IndexParams(index_type, nlist=16, nprobe=4)), queries, options, attributes)
+    result = search(loaded(table, vectors, IndexParams(type=index_type, nlist=16, nprobe=4)), queries, options, attributes)
     for row in range(50):
         found = result.image_ids[row][result.image_ids[row] >= 0]
         assert len(found) > 0
@@ -140,8 +140,8 @@ def test_ivf_pq_recall_at_1_against_flat_on_random_data():
     queries = unit(vectors[targets] + 0.05 * rng.standard_normal((200, dim)).astype(np.float32))
     table = DatabaseTable.build([f"{i}" for i in range(num)], ["rear"] * num, [None] * num,
                                 [Pose.identity()] * num, ["original"])
-    flat = search(loaded(table, vectors, IndexParams("flat")), queries, SearchOptions(k=1))
-    pq = search(loaded(table, vectors, IndexParams("ivf-pq", nlist=32, pq_m=16, pq_nbits=6, nprobe=8)), queries,
+    flat = search(loaded(table, vectors, IndexParams(type="flat")), queries, SearchOptions(k=1))
+    pq = search(loaded(table, vectors, IndexParams(type="ivf-pq", nlist=32, pq_m=16, pq_nbits=6, nprobe=8)), queries,
                 SearchOptions(k=1))
     recall = (pq.image_ids[:, 0] == flat.image_ids[:, 0]).mean()
     assert (flat.image_ids[:, 0] == targets).mean() > 0.99
@@ -170,7 +170,7 @@ def test_ivf_training_and_unmasked_search_go_to_faiss_gpu_when_present(monkeypat
     monkeypatch.setattr(faiss, "index_gpu_to_cpu", lambda gpu_index: gpu_index.index, raising=False)
     rng = np.random.default_rng(6)
     vectors = unit(rng.standard_normal((500, 8)))
-    params = resolve_params(IndexParams("ivf", nlist=8, nprobe=8), len(vectors), 8)
+    params = resolve_params(IndexParams(type="ivf", nlist=8, nprobe=8), len(vectors), 8)
     index = build_faiss_index(vectors, params, use_gpu=True)
     assert calls == ["train", "add"] and isinstance(index, faiss.IndexIVFFlat) and index.ntotal == 500
     assert build_faiss_index(vectors, params, use_gpu=False) is not None and calls == ["train", "add"]

@@ -18,7 +18,7 @@ from scipy.spatial import cKDTree
 from mduit_loc.poses import Pose
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SupervisionThresholds:
     positive_distance_m: float = 7.0
     positive_angle_deg: float = 8.0

@@ -37,7 +37,7 @@ RUN_FILE = "run.json"
 MAT_IMAGE_SIZE = (512, 512)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class NetVLADArchitecture:
     """What ``build_netvlad`` needs to rebuild a trained model (stored in run.json)."""
 

@@ -28,7 +28,7 @@ DEFAULT_LR = {"vgg16": 1e-5, "light": 1e-3}
 VGG16_FIRST_TRAINED_MODULE = 24
 
 
-@dataclass
+@dataclass(kw_only=True)
 class NetVLADTrainConfig:
     backbone: str = "light"
     num_clusters: int | None = None              # None: 64 for vgg16, 32 for light
@@ -107,8 +107,9 @@ class NetVLADTrainConfig:
 
     def architecture(self) -> NetVLADArchitecture:
         """Without whitening: it is added (and recorded) only once PCA has been fitted."""
-        return NetVLADArchitecture(self.backbone, self.num_clusters, self.light_channels,
-                                   self.assignment_bias, None, self.image_size)
+        return NetVLADArchitecture(backbone=self.backbone, num_clusters=self.num_clusters,
+                                   light_channels=self.light_channels, assignment_bias=self.assignment_bias,
+                                   whiten_dim=None, image_size=self.image_size)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

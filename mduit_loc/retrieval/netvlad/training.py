@@ -99,8 +99,9 @@ class NetVLADTrainer:
         self.workers = config.num_workers if config.num_workers is not None else default_num_workers()
         self.use_amp = bool(config.mixed_precision and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
         self.paths = [image.path for image in self.images]
-        thresholds = SupervisionThresholds(config.positive_distance_m, config.positive_angle_deg,
-                                           config.negative_distance_m)
+        thresholds = SupervisionThresholds(positive_distance_m=config.positive_distance_m,
+                                           positive_angle_deg=config.positive_angle_deg,
+                                           negative_distance_m=config.negative_distance_m)
         self.graph = PoseGraph([image.pose for image in self.images], [image.domain for image in self.images],
                                thresholds)
         self.positives = self.graph.potential_positives(config.cross_domain_positives)

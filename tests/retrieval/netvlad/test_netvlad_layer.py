@@ -107,11 +107,11 @@ def test_light_backbone_stride_and_channels():
 
 
 def test_built_models_dims_and_forward():
-    light = build_netvlad(NetVLADArchitecture("light", num_clusters=16, image_size=(64, 64)))
+    light = build_netvlad(NetVLADArchitecture(backbone="light", num_clusters=16, image_size=(64, 64)))
     assert light.name == "netvlad-light" and light.dim == 128 * 16 and light.image_size == (64, 64)
     out = light(torch.rand(2, 3, 64, 64))
     assert out.shape == (2, light.dim) and torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
-    vgg = build_netvlad(NetVLADArchitecture("vgg16", num_clusters=64, whiten_dim=4096))
+    vgg = build_netvlad(NetVLADArchitecture(backbone="vgg16", num_clusters=64, whiten_dim=4096))
     assert vgg.dim == 4096 and vgg.netvlad.output_dim == 32768
     assert vgg.backbone.out_channels == 512 and vgg.backbone.last_layer == "conv5_3"
     with pytest.raises(MduitError, match="unknown NetVLAD backbone"):

@@ -1,6 +1,6 @@
 """``build_index``: describe a map's database images (optionally translated) and save a FAISS index.
 
-See ``mduit_loc.retrieval.index`` for the layout of the index directory. Re-running on the same
+See ``mduit_loc.retrieval.faiss_index`` for the layout of the index directory. Re-running on the same
 output resumes: descriptors already in ``descriptors.h5`` / ``translations.h5`` are reused when they
 were computed by the same model (and translator and appearances), unless ``overwrite``.
 """
@@ -12,27 +12,23 @@ from pathlib import Path
 
 import numpy as np
 
+from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets.types import LocalizationDataset
 from mduit_loc.errors import MduitError
 from mduit_loc.io_utils import atomic_open
 from mduit_loc.retrieval import h5_io
-from mduit_loc.retrieval import index as index_io
+from mduit_loc.retrieval import faiss_index
 from mduit_loc.retrieval.db_table import ORIGINAL, DatabaseTable
 from mduit_loc.retrieval.descriptor_models import load_descriptor, load_translator
 from mduit_loc.retrieval.extract import FailedImage, extract_to_h5
 from mduit_loc.retrieval.options import IndexOptions
-from mduit_loc.runtime import resolve_device
+from mduit_loc.retrieval.translated_db import choose_appearances, translate_database, write_appearances
 
 log = logging.getLogger(__name__)
 
 
 def open_database(db: str | Path | LocalizationDataset, image_root: str | None = None) -> LocalizationDataset:
-    if isinstance(db, LocalizationDataset):
-        dataset = db
-    else:
-        from mduit_loc.datasets import open_dataset
-
-        dataset = open_dataset(db, image_root)
+    dataset = db if isinstance(db, LocalizationDataset) else open_dataset(db, image_root)
     if not dataset.database:
         raise MduitError(f"{dataset.root}: the database is empty — no map images with poses "
                          f"(a {dataset.kind} dataset); give a RobotCar Seasons folder or a COLMAP model")
@@ -56,20 +52,18 @@ def _write_failed(path: Path, failed: list[FailedImage]) -> None:
 
 def _translated_vectors(dataset, descriptor, names, paths, out: Path, options: IndexOptions, device):
     """(appearance names, (M, A, D) vectors of the translated variants, translation manifest)."""
-    from mduit_loc.retrieval.translated_db import choose_appearances, translate_database, write_appearances
-
     translator_spec = options.translator or str(descriptor.spec)
     translator = load_translator(translator_spec, device)
     map_conditions = {image.condition for image in dataset.database}
-    extract = options.extract()
+    extract = options.extract
     appearances = choose_appearances(translator, dataset, options.appearances, map_conditions, extract)
-    write_appearances(out / index_io.APPEARANCES_FILE, appearances, options.appearances)
-    save_dir = out / index_io.TRANSLATIONS_DIR if options.save_translations else None
+    write_appearances(out / faiss_index.APPEARANCES_FILE, appearances, options.appearances)
+    save_dir = out / faiss_index.TRANSLATIONS_DIR if options.save_translations else None
     failed = translate_database(translator, descriptor, appearances, paths, names,
-                                out / index_io.TRANSLATIONS_FILE, extract, save_dir)
+                                out / faiss_index.TRANSLATIONS_FILE, extract, save_dir)
     if failed:  # the same images were readable a moment ago
         raise MduitError(f"{len(failed)} database image(s) became unreadable while translating: {failed[0].path}")
-    per_appearance = [h5_io.read_descriptors(out / index_io.TRANSLATIONS_FILE, [f"{a.name}/{n}" for n in names])[1]
+    per_appearance = [h5_io.read_descriptors(out / faiss_index.TRANSLATIONS_FILE, [f"{a.name}/{n}" for n in names])[1]
                       for a in appearances]
     manifest = {"translator": translator_spec, "translator_checksum": str(getattr(translator, "checksum", "")),
                 "appearances": [a.name for a in appearances], "options": asdict(options.appearances)}
@@ -81,24 +75,24 @@ def build_index(db: str | Path | LocalizationDataset, model: str | Path, out: st
     """Index the database of ``db`` described by ``model``; returns the index directory ``out``."""
     options = options or IndexOptions()
     dataset = open_database(db, options.image_root)
-    device = resolve_device(options.device)
+    device = options.device
     descriptor = load_descriptor(model, device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
     names = [image.name for image in dataset.database]
     paths = [dataset.image_path(name) for name in names]
-    report = extract_to_h5(descriptor, paths, names, out / index_io.DESCRIPTORS_FILE, options.extract(),
+    report = extract_to_h5(descriptor, paths, names, out / faiss_index.DESCRIPTORS_FILE, options.extract,
                            desc="describing database", on_mismatch="replace")
     failed_paths = {Path(f.path) for f in report.failed}
     kept = [i for i, path in enumerate(paths) if Path(path) not in failed_paths]
-    _write_failed(out / index_io.FAILED_FILE, report.failed)
+    _write_failed(out / faiss_index.FAILED_FILE, report.failed)
     if not kept:
         raise MduitError(f"none of the {len(names)} database images could be read")
     images = [dataset.database[i] for i in kept]
     names = [names[i] for i in kept]
     paths = [paths[i] for i in kept]
-    _, originals = h5_io.read_descriptors(out / index_io.DESCRIPTORS_FILE, names)
+    _, originals = h5_io.read_descriptors(out / faiss_index.DESCRIPTORS_FILE, names)
 
     appearance_names, vectors, translation = [ORIGINAL], originals[:, None, :], None
     if options.translate_db:
@@ -112,9 +106,9 @@ def build_index(db: str | Path | LocalizationDataset, model: str | Path, out: st
 
     table = DatabaseTable.build(names, [i.camera for i in images], [i.location for i in images],
                                 [i.pose for i in images], appearance_names)
-    params = index_io.resolve_params(options.params(), len(vectors), descriptor.dim)
-    faiss_index = index_io.build_faiss_index(vectors, params, use_gpu=device.type == "cuda")
+    params = faiss_index.resolve_params(options.params, len(vectors), descriptor.dim)
+    index = faiss_index.build_faiss_index(vectors, params, use_gpu=device.type == "cuda")
     intrinsics = {camera: asdict(k) for camera, k in dataset.intrinsics.items()}
-    manifest = index_io.make_manifest(descriptor.describe_identity(), params, table, dataset_info(dataset),
+    manifest = faiss_index.make_manifest(descriptor.describe_identity(), params, table, dataset_info(dataset),
                                       intrinsics, translation, len(report.failed))
-    return index_io.save_index(out, faiss_index, table, manifest)
+    return faiss_index.save_index(out, index, table, manifest)

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 _MAX_TRAIN_POINTS_PER_CENTROID = 64  # FAISS wants >= 39; more costs training time, not recall
 
 
-@dataclass
+@dataclass(kw_only=True)
 class IndexParams:
     type: str = "flat"
     nlist: int | None = None       # IVF lists; None: about 4 sqrt(N), at least 39 points per list
@@ -76,12 +76,12 @@ def default_pq_m(dim: int) -> int:
 def resolve_params(params: IndexParams, num_vectors: int, dim: int) -> IndexParams:
     """Fill in the automatic values for this database size and dimension."""
     if params.type == "flat":
-        return IndexParams("flat", seed=params.seed)
+        return IndexParams(type="flat", seed=params.seed)
     nlist = params.nlist or default_nlist(num_vectors)
     if nlist > num_vectors:
         raise MduitError(f"--nlist {nlist} is larger than the number of database vectors ({num_vectors}); "
                          "use a smaller --nlist or --index-type flat")
-    resolved = IndexParams(params.type, nlist=nlist, nprobe=params.nprobe or min(nlist, 32), seed=params.seed)
+    resolved = IndexParams(type=params.type, nlist=nlist, nprobe=params.nprobe or min(nlist, 32), seed=params.seed)
     if params.type == "ivf-pq":
         resolved.pq_m = params.pq_m or default_pq_m(dim)
         if dim % resolved.pq_m:
