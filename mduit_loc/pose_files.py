@@ -55,10 +55,15 @@ def write_poses(path: str | Path, poses: Mapping[str, Pose], header: str | None 
 def read_pairs(path: str | Path) -> dict[str, list[str]]:
     path = Path(path)
     pairs: dict[str, list[str]] = {}
+    seen: dict[tuple[str, str], int] = {}
     for number, line in read_text_lines(path, "pairs file"):
         tokens = line.split()
         if len(tokens) != 2:
             raise FormatError(path, number, "2 tokens 'query_name db_name'", got=line)
+        pair = (tokens[0], tokens[1])
+        if pair in seen:
+            raise FormatError(path, number, f"each pair once, but it already appears on line {seen[pair]}", got=line)
+        seen[pair] = number
         pairs.setdefault(tokens[0], []).append(tokens[1])
     return pairs
 

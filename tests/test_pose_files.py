@@ -113,3 +113,10 @@ def test_wrong_token_counts_in_pairs_name_file_and_line(tmp_path: Path):
     path.write_bytes(b"\xef\xbb\xbfq.jpg d.jpg\r\nq.jpg d2.jpg extra\r\n")
     with pytest.raises(FormatError, match=r"pairs.txt:2: expected 2 tokens"):
         read_pairs(path)
+
+
+def test_duplicated_pair_is_refused(tmp_path: Path):
+    path = tmp_path / "pairs.txt"
+    path.write_text("q.jpg d.jpg\nq.jpg e.jpg\nq.jpg d.jpg\n")
+    with pytest.raises(FormatError, match=r"pairs.txt:3: expected each pair once, but it already appears on line 1"):
+        read_pairs(path)
