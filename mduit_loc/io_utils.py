@@ -96,24 +96,21 @@ def read_text_lines(path: str | Path, what: str = "file", comments: bool = True,
         handle = open(path, encoding="utf-8-sig", errors="surrogateescape", newline=None)
     except OSError as err:
         raise MduitError(f"{path}: cannot read the {what} ({err.strerror or err})") from None
+    search = _NOT_TEXT.search
+    number = 0
     with handle:
-        number = 0
-        while True:
-            try:
-                line = handle.readline()
-            except OSError as err:
-                raise MduitError(f"{path}:{number + 1}: cannot read the {what} ({err.strerror or err})") from None
-            if not line:
-                return
-            number += 1
-            bad = _NOT_TEXT.search(line)
-            if bad is not None:
-                raise _not_text_error(path, number, line, bad)
-            stripped = line.strip()
-            if stripped.startswith(_BOM):
-                stripped = stripped.lstrip(_BOM).strip()
-            if (stripped or keep_empty) and not (comments and stripped.startswith("#")):
-                yield number, stripped
+        try:  # only reading raises OSError here: the consumer's exceptions never enter a generator
+            for number, line in enumerate(handle, start=1):
+                bad = search(line)
+                if bad is not None:
+                    raise _not_text_error(path, number, line, bad)
+                stripped = line.strip()
+                if stripped.startswith(_BOM):
+                    stripped = stripped.lstrip(_BOM).strip()
+                if (stripped or keep_empty) and not (comments and stripped.startswith("#")):
+                    yield number, stripped
+        except OSError as err:
+            raise MduitError(f"{path}:{number + 1}: cannot read the {what} ({err.strerror or err})") from None
 
 
 def parse_floats(tokens: Sequence[str], path: str | Path, number: int | None, expected: str,

@@ -107,36 +107,56 @@ def _parse_camera(tokens: list[str], path: Path, number: int, line: str) -> NvmC
 
 def _parse_point(tokens: list[str], path: Path, number: int, line: str,
                  n_cameras: int) -> tuple[list[float], list[int], np.ndarray]:
+    """A point line; the fast path checks everything, ``_point_error`` says what is wrong."""
+    try:
+        xyz = [float(tokens[0]), float(tokens[1]), float(tokens[2])]
+        rgb = [int(tokens[3]), int(tokens[4]), int(tokens[5])]
+        n_obs = int(tokens[6])
+        measurements = [float(token) for token in tokens[7:]]
+    except (ValueError, IndexError):
+        raise _point_error(tokens, path, number, line, n_cameras) from None
+    if not (len(tokens) == 7 + 4 * n_obs and all(0 <= c <= 255 for c in rgb)
+            and all(-MAX_ABS_VALUE <= v <= MAX_ABS_VALUE for v in xyz)  # NaN fails too
+            and all(-MAX_ABS_VALUE <= v <= MAX_ABS_VALUE for v in measurements)
+            and all(v.is_integer() and 0 <= v < n_cameras for v in measurements[0::4])
+            and all(v.is_integer() and v >= 0 for v in measurements[1::4])):
+        raise _point_error(tokens, path, number, line, n_cameras)
+    return xyz, rgb, np.array(measurements, dtype=np.float64).reshape(-1, 4)
+
+
+def _point_error(tokens: list[str], path: Path, number: int, line: str, n_cameras: int) -> FormatError:
     def error(detail: str) -> FormatError:
         return FormatError(path, number, f"{_POINT_LINE} with {detail}", got=line)
 
     if len(tokens) < 7:
-        raise error("at least 7 tokens")
+        return error("at least 7 tokens")
     try:
-        xyz = parse_floats(tokens[:3], path, number, "x y z")
+        parse_floats(tokens[:3], path, number, "x y z")
     except FormatError:
-        raise error(f"x y z finite numbers of magnitude at most {MAX_ABS_VALUE:g}") from None
+        return error(f"x y z finite numbers of magnitude at most {MAX_ABS_VALUE:g}")
     try:
-        rgb = [parse_int(v, path, number, "r g b", minimum=0, maximum=255) for v in tokens[3:6]]
+        for value in tokens[3:6]:
+            parse_int(value, path, number, "r g b", minimum=0, maximum=255)
     except FormatError:
-        raise error("r g b integers in [0, 255]") from None
-    n_obs = parse_int(tokens[6], path, number, f"{_POINT_LINE} with n a non-negative integer", got=line, minimum=0)
+        return error("r g b integers in [0, 255]")
+    try:
+        n_obs = parse_int(tokens[6], path, number, "n", minimum=0)
+    except FormatError:
+        return error("n a non-negative integer")
     if len(tokens) != 7 + 4 * n_obs:
-        raise error(f"{7 + 4 * n_obs} tokens for {n_obs} measurements")
-    if not n_obs:
-        return xyz, rgb, np.zeros((0, 4))
+        return error(f"{7 + 4 * n_obs} tokens for {n_obs} measurements")
     try:
         obs = np.array(tokens[7:], dtype=np.float64).reshape(-1, 4)
     except ValueError:
-        raise error("numbers in the measurements") from None
+        return error("numbers in the measurements")
     if not np.all(np.abs(obs) <= MAX_ABS_VALUE):  # NaN fails too
-        raise error(f"finite measurements of magnitude at most {MAX_ABS_VALUE:g}")
+        return error(f"finite measurements of magnitude at most {MAX_ABS_VALUE:g}")
     indices = obs[:, :2]
     if np.any(indices != np.floor(indices)) or obs[:, 1].min() < 0:
-        raise error("integer image indices and non-negative integer feature indices")
+        return error("integer image indices and non-negative integer feature indices")
     if obs[:, 0].min() < 0 or obs[:, 0].max() >= n_cameras:
-        raise error(f"image indices in [0, {n_cameras})")
-    return xyz, rgb, obs
+        return error(f"image indices in [0, {n_cameras})")
+    return error("valid values")  # not reached: the fast path found a problem
 
 
 def _read_cameras(reader: _LineReader) -> list[NvmCamera]:
