@@ -6,17 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mduit_loc.datasets.types import (DatabaseImage, Intrinsics, LocalizationDataset, QueryImage,
-                                      TrainingImage)
+from mduit_loc.datasets.colmap_text import find_model_folder
+from mduit_loc.datasets.robotcar import is_robotcar_layout, read_robotcar_seasons
+from mduit_loc.datasets.types import DatabaseImage, Intrinsics, LocalizationDataset, QueryImage, TrainingImage
+from mduit_loc.datasets.user_data import read_colmap_map, read_domain_folders
 from mduit_loc.errors import DataNotFoundError, MduitError
 
 
 def open_dataset(path: str | Path, image_root: str | Path | None = None) -> LocalizationDataset:
     """RobotCar Seasons layout, else a COLMAP model (+ ``image_root``), else folders per domain."""
-    from mduit_loc.datasets.colmap_text import find_model_folder
-    from mduit_loc.datasets.robotcar import is_robotcar_layout, read_robotcar_seasons
-    from mduit_loc.datasets.user_data import read_colmap_map, read_domain_folders
-
     path = Path(path)
     if not path.exists():
         raise DataNotFoundError(path, "dataset")

@@ -15,12 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
+from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets import robotcar_files as files
-from mduit_loc.datasets.layout import ALL_CONDITIONS, CAMERAS, day_or_night
+from mduit_loc.datasets.colmap_text import find_model_folder, read_colmap_model
+from mduit_loc.datasets.images import IMAGE_SUFFIXES, load_image
+from mduit_loc.datasets.layout import ALL_CONDITIONS, CAMERAS, canonical_name, day_or_night
+from mduit_loc.datasets.nvm import validate_nvm
+from mduit_loc.datasets.robotcar import is_robotcar_layout
 from mduit_loc.datasets.types import LocalizationDataset
-from mduit_loc.errors import DataNotFoundError, MduitError
+from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
 from mduit_loc.poses import Pose, is_rotation_matrix
+from mduit_loc.runtime import default_num_workers
 
 LAYOUT_ROBOTCAR = "robotcar-seasons"
 LAYOUT_SYNTHETIC = "synthetic benchmark (robotcar-seasons layout)"
@@ -58,8 +66,6 @@ class CheckReport:
 
 # --- command ------------------------------------------------------------------------------
 def add_arguments(parser) -> None:
-    from mduit_loc.runtime import default_num_workers
-
     parser.add_argument("path", metavar="DIR", help="dataset folder (RobotCar Seasons layout, synthetic "
                         "benchmark, COLMAP model with images, or one folder per appearance domain)")
     parser.add_argument("--image-root", help="image folder of a COLMAP model (default: DIR/images)")
@@ -98,9 +104,6 @@ def run(args) -> int:
 # --- detection and checks -----------------------------------------------------------------
 def detect_layout(path: str | Path) -> str:
     """The layout ``open_dataset`` will read ``path`` as."""
-    from mduit_loc.datasets.colmap_text import find_model_folder
-    from mduit_loc.datasets.robotcar import is_robotcar_layout
-
     path = Path(path)
     if not path.exists():
         raise DataNotFoundError(path, "dataset folder")
@@ -113,8 +116,6 @@ def detect_layout(path: str | Path) -> str:
 
 def check_dataset(path: str | Path, image_root: str | Path | None = None,
                   options: CheckOptions | None = None) -> CheckReport:
-    from mduit_loc.datasets import open_dataset
-
     options = options or CheckOptions()
     layout = detect_layout(path)
     dataset = open_dataset(path, image_root)
@@ -179,9 +180,6 @@ class _DecodeDataset:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[int, int, int, str]:
-        from mduit_loc.datasets.images import load_image
-        from mduit_loc.errors import FormatError
-
         try:
             height, width = load_image(self.paths[index]).shape[:2]
         except FormatError as err:
@@ -193,9 +191,6 @@ class _DecodeDataset:
 
 def _check_images_decode(dataset: LocalizationDataset, names: list[str], options: CheckOptions,
                          report: CheckReport) -> None:
-    import torch
-    from tqdm import tqdm
-
     if not options.full and len(names) > options.sample:
         names = sorted(random.Random(options.seed).sample(names, options.sample))
     paths = [dataset.image_path(name) for name in names]
@@ -239,9 +234,6 @@ def _check_poses(dataset: LocalizationDataset, report: CheckReport) -> None:
 
 def _check_models(dataset: LocalizationDataset, layout: str, report: CheckReport) -> None:
     """Parse the map models' point sections, which reading the dataset skips (a problem each)."""
-    from mduit_loc.datasets.colmap_text import find_model_folder, read_colmap_model
-    from mduit_loc.datasets.nvm import validate_nvm
-
     try:
         if layout in (LAYOUT_ROBOTCAR, LAYOUT_SYNTHETIC):
             summary = validate_nvm(dataset.nvm_path or dataset.root / files.NVM_FILE)
@@ -297,9 +289,6 @@ def _check_robotcar_files(dataset: LocalizationDataset, sources: dict[str, str],
 
 
 def _unlisted_images(dataset: LocalizationDataset, listed: set[str]) -> list[str]:
-    from mduit_loc.datasets.images import IMAGE_SUFFIXES
-    from mduit_loc.datasets.layout import canonical_name
-
     found = (path.relative_to(dataset.image_root).as_posix() for path in dataset.image_root.rglob("*")
              if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
     return sorted(name for name in found if canonical_name(name) not in listed)

@@ -60,9 +60,11 @@ class ImageName:
         elif len(parts) == 2:
             condition, (camera, filename) = None, parts
         else:
-            raise ValueError(f"expected '<condition>/<camera>/<timestamp>.jpg' or '<camera>/<timestamp>.jpg', got {name!r}")
+            raise ValueError("expected '<condition>/<camera>/<timestamp>.jpg' or '<camera>/<timestamp>.jpg', "
+                             f"got {name!r}")
         if condition is not None and condition not in ALL_CONDITIONS:
-            raise ValueError(f"unknown condition {condition!r} in {name!r}; expected one of {', '.join(ALL_CONDITIONS)}")
+            raise ValueError(f"unknown condition {condition!r} in {name!r}; "
+                             f"expected one of {', '.join(ALL_CONDITIONS)}")
         if camera not in CAMERAS:
             raise ValueError(f"unknown camera {camera!r} in {name!r}; expected one of {', '.join(CAMERAS)}")
         stem, dot, _ = filename.rpartition(".")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mduit_loc.datasets import robotcar_files as files
+from mduit_loc.datasets.colmap_text import read_colmap_model
 from mduit_loc.datasets.images import image_size
 from mduit_loc.datasets.layout import (
     CAMERAS,
@@ -78,8 +79,6 @@ def _database_locations(root: Path) -> dict[str, int]:
     locations: dict[str, int] = {}
     if not folder.is_dir():
         return locations
-    from mduit_loc.datasets.colmap_text import read_colmap_model
-
     for model_dir in sorted(folder.glob("*_aligned")):
         prefix = model_dir.name.split("_")[0]
         if not prefix.isdigit():

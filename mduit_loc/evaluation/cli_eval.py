@@ -34,8 +34,15 @@ from mduit_loc.evaluation.submission import parse_cameras
 from mduit_loc.evaluation.tables import format_results, write_csv, write_query_csv
 from mduit_loc.pose_files import read_poses
 from mduit_loc.poses import Pose
-from mduit_loc.retrieval.api import (ExtractOptions, IndexOptions, QueryItem, QueryOptions, SearchOptions, build_index,
-                                     localize)
+from mduit_loc.retrieval.api import (
+    ExtractOptions,
+    IndexOptions,
+    QueryItem,
+    QueryOptions,
+    SearchOptions,
+    build_index,
+    localize,
+)
 from mduit_loc.runtime import add_device_argument, resolve_device
 
 CSV_FILE, QUERY_CSV_FILE, PLOT_FILE = "eval.csv", "eval_queries.csv", "recall_curves.png"

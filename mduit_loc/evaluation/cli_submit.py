@@ -16,6 +16,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from mduit_loc.evaluation.submission import (
+    build_submission,
+    check_complete,
+    parse_cameras,
+    required_test_queries,
+    write_submission,
+)
+from mduit_loc.pose_files import read_poses
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--benchmark", choices=("robotcar-seasons",), default="robotcar-seasons",
@@ -32,10 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from mduit_loc.evaluation.submission import (build_submission, check_complete, parse_cameras,
-                                                 required_test_queries, write_submission)
-    from mduit_loc.pose_files import read_poses
-
     cameras = parse_cameras(args.cameras)
     poses = read_poses(args.poses)
     required = required_test_queries(args.data) if args.data is not None else None

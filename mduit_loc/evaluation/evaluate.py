@@ -20,7 +20,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from mduit_loc.datasets import open_dataset
+from mduit_loc.datasets import robotcar_files as files
 from mduit_loc.datasets.layout import CAMERAS, QUERY_CONDITIONS, ImageName, canonical_name, day_or_night
+from mduit_loc.datasets.robotcar_files import TEST_GROUND_TRUTH_FILE
 from mduit_loc.errors import MduitError
 from mduit_loc.evaluation.metrics import DEFAULT_THRESHOLDS, Threshold, median_error, recalls
 from mduit_loc.poses import Pose, pose_errors
@@ -121,7 +124,8 @@ def _meta_of(name: str, meta: Mapping[str, QueryMeta | tuple[str, str]] | None) 
     return QueryMeta(parsed.condition, parsed.camera)
 
 
-def align_estimates(estimates: Mapping[str, Pose], ground_truth_names: Sequence[str]) -> tuple[dict[str, Pose], list[str]]:
+def align_estimates(estimates: Mapping[str, Pose],
+                    ground_truth_names: Sequence[str]) -> tuple[dict[str, Pose], list[str]]:
     """Map estimate names onto ground-truth names: canonical spelling (``.png`` -> ``.jpg``), and
     ``camera/timestamp`` names without a condition (submission style) matched by camera and timestamp.
     Returns (ground-truth name -> estimate, names of estimates without ground truth)."""
@@ -215,8 +219,6 @@ def evaluate(estimates: Mapping[str, Pose], ground_truth: Mapping[str, Pose],
 # --- ground truth of a dataset ------------------------------------------------------------
 def resolve_split(root: str | Path, split: str) -> str:
     """``auto``: the test split when the dataset ships its ground truth (synthetic benchmark), else train."""
-    from mduit_loc.datasets.robotcar_files import TEST_GROUND_TRUTH_FILE
-
     if split not in SPLITS:
         raise MduitError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     if split != "auto":
@@ -227,9 +229,6 @@ def resolve_split(root: str | Path, split: str) -> str:
 def load_ground_truth(root: str | Path, split: str = "auto", dataset=None) -> GroundTruth:
     """Ground truth of a RobotCar Seasons folder: ``robotcar_v2_train.txt`` (train) or the synthetic
     benchmark's ``ground_truth/robotcar_v2_test_gt.txt`` (test). ``dataset``: an opened one, if any."""
-    from mduit_loc.datasets import open_dataset
-    from mduit_loc.datasets import robotcar_files as files
-
     root = Path(root)
     split = resolve_split(root, split)
     dataset = dataset if dataset is not None else open_dataset(root)

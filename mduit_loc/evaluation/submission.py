@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets.layout import CAMERAS, ImageName
+from mduit_loc.datasets.robotcar_files import TEST_FILE
 from mduit_loc.errors import MduitError
 from mduit_loc.io_utils import atomic_open
 from mduit_loc.poses import Pose, submission_line
@@ -110,9 +112,6 @@ def write_submission(path: str | Path, submission: Submission) -> Path:
 
 def required_test_queries(data: str | Path) -> list[str]:
     """Canonical names of the dataset's test-split queries (robotcar_v2_test.txt, all cameras)."""
-    from mduit_loc.datasets import open_dataset
-    from mduit_loc.datasets.robotcar_files import TEST_FILE
-
     dataset = open_dataset(data)
     names = [q.name for q in dataset.queries if q.split == "test"]
     if not names:

@@ -21,8 +21,13 @@ from mduit_loc.pipelines.clock import StageClock, format_seconds
 from mduit_loc.pipelines.demo_report import write_demo_report
 from mduit_loc.pipelines.grids import translation_grids
 from mduit_loc.pipelines.methods import MethodSpec, RetrievalProtocol
-from mduit_loc.pipelines.stages import (evaluate_poses, localize_method, render_synthetic, synthetic_ready,
-                                        write_submissions)
+from mduit_loc.pipelines.stages import (
+    evaluate_poses,
+    localize_method,
+    render_synthetic,
+    synthetic_ready,
+    write_submissions,
+)
 from mduit_loc.pipelines.threads import configure_threads
 from mduit_loc.pipelines.training import TrainingBudget, TrainingRecord, run_finished, train_method
 

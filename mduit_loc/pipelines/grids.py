@@ -39,7 +39,8 @@ GRIDS = (
 )
 
 
-def _images_of(dataset: LocalizationDataset, conditions: Sequence[str], camera: str = "rear") -> list[tuple[str, int | None]]:
+def _images_of(dataset: LocalizationDataset, conditions: Sequence[str],
+               camera: str = "rear") -> list[tuple[str, int | None]]:
     """(name, location) of the images of ``conditions`` (database or queries), sorted by name."""
     found = [(d.name, d.location) for d in dataset.database if d.condition in conditions and d.camera == camera]
     found += [(q.name, q.location) for q in dataset.queries if q.condition in conditions and q.camera == camera]
@@ -58,7 +59,8 @@ def spread_pick(items: Sequence[tuple[str, int | None]], count: int, offset: int
                            for i in range(min(count, len(locations))))
     picked = [by_location[location][len(by_location[location]) // 2] for location in spaced]
     names = [name for name, _ in items if name not in picked]
-    picked += [names[(i * len(names)) // max(1, count - len(picked))] for i in range(min(len(names), count - len(picked)))]
+    wanted = count - len(picked)
+    picked += [names[(i * len(names)) // max(1, wanted)] for i in range(min(len(names), wanted))]
     return picked[:count]
 
 

@@ -31,8 +31,16 @@ from mduit_loc.datasets.images import load_image
 from mduit_loc.datasets.types import Intrinsics
 from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
 from mduit_loc.poses import yaw_pose
-from mduit_loc.retrieval.api import (AppearanceOptions, ExtractOptions, IndexOptions, QueryItem, QueryOptions,
-                                     SearchOptions, build_index, localize)
+from mduit_loc.retrieval.api import (
+    AppearanceOptions,
+    ExtractOptions,
+    IndexOptions,
+    QueryItem,
+    QueryOptions,
+    SearchOptions,
+    build_index,
+    localize,
+)
 from mduit_loc.runtime import default_device
 
 SEASONS = ("summer", "winter")

@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
+from mduit_loc.retrieval.netvlad.model import load_netvlad
 from mduit_loc.runtime import autocast
+from mduit_loc.translation.model_io import load_mduit
 
 RAW_PIXELS = "raw-pixels"
 VIEW_SEPARATOR = "#"          # RUN#content:HxW picks another view of an MDUIT run
@@ -89,7 +91,7 @@ class ModuleDescriptor(GlobalDescriptor):
         self.spec = spec
         self.device = torch.device(device)
         self._method = getattr(module, method)
-        self.dim = int(getattr(module, "descriptor_dim", None) or getattr(module, "dim"))
+        self.dim = int(getattr(module, "descriptor_dim", None) or module.dim)
         self.image_size = tuple(int(v) for v in module.image_size)
         self.checksum = str(module.checksum)
 
@@ -160,8 +162,6 @@ def read_run_kind(run_dir: Path) -> str:
 
 
 def _load_mduit(run_dir: Path, device: torch.device, view: str | None = None) -> GlobalDescriptor:
-    from mduit_loc.translation.model_io import load_mduit
-
     if view is not None and view.split(":", 1)[0] != CONTENT_VIEW:
         raise MduitError(f"{run_dir}{VIEW_SEPARATOR}{view}: unknown MDUIT view {view!r}; expected "
                          f"'{CONTENT_VIEW}:HxW' (e.g. {run_dir}{VIEW_SEPARATOR}{CONTENT_VIEW}:4x8)")
@@ -173,8 +173,6 @@ def _load_mduit(run_dir: Path, device: torch.device, view: str | None = None) ->
 
 
 def _load_netvlad(path: Path, device: torch.device) -> GlobalDescriptor:
-    from mduit_loc.retrieval.netvlad.model import load_netvlad
-
     model = load_netvlad(path, device)
     return ModuleDescriptor(model, str(getattr(model, "name", "netvlad")), str(path), "forward", device)
 
@@ -194,7 +192,8 @@ def load_descriptor(spec: str | Path, device: torch.device | str = "cpu") -> Glo
     if path.is_file() and path.name == "model.pt":
         path = path.parent
     if path.is_file() and view is not None:
-        raise MduitError(f"{path}{VIEW_SEPARATOR}{view}: views ({VIEW_SEPARATOR}...) exist for MDUIT run directories only")
+        raise MduitError(f"{path}{VIEW_SEPARATOR}{view}: views ({VIEW_SEPARATOR}...) exist for MDUIT run "
+                         "directories only")
     if path.is_file() and path.suffix.lower() == ".mat":
         return _load_netvlad(path, device)
     if path.is_dir():

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mduit_loc import __version__
 from mduit_loc.errors import ConfigMismatchError, DataNotFoundError, FormatError, MduitError
 from mduit_loc.io_utils import atomic_path, write_json_atomic
 from mduit_loc.retrieval.db_table import DatabaseTable, read_table, write_table
@@ -136,8 +137,6 @@ def build_faiss_index(vectors: np.ndarray, params: IndexParams, use_gpu: bool = 
 # --- manifest -------------------------------------------------------------------------------
 def make_manifest(descriptor_identity: dict, params: IndexParams, table: DatabaseTable, dataset: dict,
                   intrinsics: dict, translation: dict | None, failed: int) -> dict:
-    from mduit_loc import __version__
-
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,

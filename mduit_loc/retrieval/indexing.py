@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from mduit_loc.datasets import open_dataset
+from mduit_loc.datasets.map_files import MapFiles
 from mduit_loc.datasets.types import LocalizationDataset
 from mduit_loc.errors import MduitError
 from mduit_loc.io_utils import atomic_open
-from mduit_loc.retrieval import h5_io
-from mduit_loc.retrieval import faiss_index
+from mduit_loc.retrieval import faiss_index, h5_io
 from mduit_loc.retrieval.db_table import ORIGINAL, DatabaseTable
 from mduit_loc.retrieval.descriptor_models import load_descriptor, load_translator
 from mduit_loc.retrieval.extract import FailedImage, extract_to_h5
@@ -33,11 +33,6 @@ def open_database(db: str | Path | LocalizationDataset, image_root: str | None =
         raise MduitError(f"{dataset.root}: the database is empty — no map images with poses "
                          f"(a {dataset.kind} dataset); give a RobotCar Seasons folder or a COLMAP model")
     return dataset
-
-
-def dataset_info(dataset: LocalizationDataset) -> dict:
-    return {"root": str(Path(dataset.root).resolve()), "image_root": str(Path(dataset.image_root).resolve()),
-            "kind": dataset.kind, "nvm_path": str(Path(dataset.nvm_path).resolve()) if dataset.nvm_path else None}
 
 
 def _write_failed(path: Path, failed: list[FailedImage]) -> None:
@@ -109,6 +104,7 @@ def build_index(db: str | Path | LocalizationDataset, model: str | Path, out: st
     params = faiss_index.resolve_params(options.params, len(vectors), descriptor.dim)
     index = faiss_index.build_faiss_index(vectors, params, use_gpu=device.type == "cuda")
     intrinsics = {camera: asdict(k) for camera, k in dataset.intrinsics.items()}
-    manifest = faiss_index.make_manifest(descriptor.describe_identity(), params, table, dataset_info(dataset),
-                                      intrinsics, translation, len(report.failed))
+    manifest = faiss_index.make_manifest(descriptor.describe_identity(), params, table,
+                                         MapFiles.of(dataset).to_record(), intrinsics, translation,
+                                         len(report.failed))
     return faiss_index.save_index(out, index, table, manifest)

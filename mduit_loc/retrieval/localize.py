@@ -10,6 +10,8 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
+from mduit_loc.datasets import open_dataset
+from mduit_loc.datasets.map_files import MapFiles, default_image_root
 from mduit_loc.datasets.types import Intrinsics, LocalizationDataset
 from mduit_loc.errors import DataNotFoundError, MduitError
 from mduit_loc.poses import Pose
@@ -18,9 +20,11 @@ from mduit_loc.retrieval.descriptor_models import load_descriptor
 from mduit_loc.retrieval.extract import FailedImage, compute_descriptors
 from mduit_loc.retrieval.faiss_index import LoadedIndex, check_descriptor, load_index
 from mduit_loc.retrieval.options import QueryOptions
+from mduit_loc.retrieval.outputs import write_results
 from mduit_loc.retrieval.pose_estimation import estimate_poses
 from mduit_loc.retrieval.query_inputs import QueryItem, resolve_queries
 from mduit_loc.retrieval.refine import PoseRefiner, RefineResult, RetrievedImage
+from mduit_loc.retrieval.scene3d import load_scene
 from mduit_loc.retrieval.search import QueryAttributes, search
 
 log = logging.getLogger(__name__)
@@ -41,7 +45,7 @@ class LocalizationResults:
 
 def _query_items(queries, options: QueryOptions, manifest: dict, cameras: Sequence[str]) -> list[QueryItem]:
     dataset_root = options.data or manifest.get("dataset", {}).get("root")
-    image_root = options.image_root or _data_image_root(options.data) or manifest.get("dataset", {}).get("image_root")
+    image_root = options.image_root or default_image_root(options.data) or manifest.get("dataset", {}).get("image_root")
     if isinstance(queries, LocalizationDataset):
         chosen = [q for q in queries.queries if options.split == "all" or q.split == options.split]
         return [QueryItem(q.name, queries.image_path(q.name), q.camera, q.location) for q in chosen]
@@ -50,13 +54,6 @@ def _query_items(queries, options: QueryOptions, manifest: dict, cameras: Sequen
         return queries
     return resolve_queries(queries, Path(image_root) if image_root else None, options.split,
                            Path(dataset_root) if dataset_root else None, cameras)
-
-
-def _data_image_root(data: str | None) -> str | None:
-    """``DATA/images`` of a RobotCar Seasons folder given with ``--data``."""
-    if data is not None and (Path(data) / "images").is_dir():
-        return str(Path(data) / "images")
-    return None
 
 
 def _attributes(items: list[QueryItem], loaded: LoadedIndex, options: QueryOptions) -> QueryAttributes:
@@ -106,22 +103,15 @@ class _MapForRefinement:
     image_root: Path
 
     @classmethod
-    def load(cls, loaded: LoadedIndex, options: QueryOptions) -> "_MapForRefinement":
-        from mduit_loc.retrieval.scene3d import load_scene
-
-        info = dict(loaded.manifest.get("dataset") or {})
+    def load(cls, loaded: LoadedIndex, options: QueryOptions) -> _MapForRefinement:
+        files = MapFiles.from_record(dict(loaded.manifest.get("dataset") or {}))
         intrinsics = _intrinsics(loaded.manifest)
         if options.data is not None:  # the map moved: take its files from the dataset given
-            from mduit_loc.datasets import open_dataset
-
             dataset = open_dataset(options.data, options.image_root)
-            info = {"root": str(dataset.root), "image_root": str(dataset.image_root), "kind": dataset.kind,
-                    "nvm_path": str(dataset.nvm_path) if dataset.nvm_path else None}
+            files = MapFiles.of(dataset)
             intrinsics = dict(dataset.intrinsics) or intrinsics
-        root = Path(info.get("root") or ".")
-        nvm_path = Path(info["nvm_path"]) if info.get("nvm_path") else None
-        scene = load_scene(root, info.get("kind", ""), intrinsics, nvm_path)
-        return cls(PoseRefiner(scene, options.refine), intrinsics, Path(info.get("image_root") or root))
+        scene = load_scene(files, intrinsics)
+        return cls(PoseRefiner(scene, options.refine), intrinsics, files.image_root)
 
 
 def _refine_all(items, image_ids, fallback: dict[int, Pose], table, scene_map: _MapForRefinement,
@@ -181,8 +171,6 @@ class Localizer:
             refinement = {items[row].name: result for row, result in refined.items()}
         results = _collect(items, found, row_poses, loaded, options.pose, refinement, failed)
         if out is not None:
-            from mduit_loc.retrieval.outputs import write_results
-
             write_results(out, results, _summary(results, loaded, options))
         return results
 

@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets.images import IMAGE_SUFFIXES, list_images
 from mduit_loc.datasets.layout import canonical_name
+from mduit_loc.datasets.robotcar import is_robotcar_layout
+from mduit_loc.datasets.robotcar_files import read_query_lists
 from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
 
 SPLITS = ("test", "train", "all")
@@ -71,8 +74,6 @@ def _read_list(path: Path, image_root: Path | None) -> list[tuple[str, Path]]:
 
 
 def _dataset_queries(root: Path, split: str) -> list[QueryItem]:
-    from mduit_loc.datasets import open_dataset
-
     dataset = open_dataset(root)
     queries = [q for q in dataset.queries if split == "all" or q.split == split]
     if not queries:
@@ -82,8 +83,6 @@ def _dataset_queries(root: Path, split: str) -> list[QueryItem]:
 
 
 def _is_dataset(path: Path) -> bool:
-    from mduit_loc.datasets.robotcar import is_robotcar_layout
-
     return path.is_dir() and is_robotcar_layout(path)
 
 
@@ -91,8 +90,6 @@ def query_locations(dataset_root: Path | None) -> dict[str, int]:
     """Canonical query name -> location, from ``queries_per_location`` (empty if none)."""
     if dataset_root is None or not Path(dataset_root).is_dir():
         return {}
-    from mduit_loc.datasets.robotcar_files import read_query_lists
-
     return {name: location for location, names in read_query_lists(dataset_root).items() for name in names}
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from PIL import Image
 
 from mduit_loc.datasets.images import load_image
 from mduit_loc.datasets.types import Intrinsics
@@ -180,7 +181,5 @@ class PoseRefiner:
 
 def load_image_size(path: Path) -> tuple[int, int]:
     """(height, width) without decoding the pixels."""
-    from PIL import Image
-
     with Image.open(path) as image:
         return image.size[1], image.size[0]

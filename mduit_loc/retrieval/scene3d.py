@@ -1,18 +1,18 @@
 """3D structure seen by database images: what turns 2D matches into 2D-3D correspondences.
 
-Two sources, tried in this order by ``load_scene``:
-- **observations** of a COLMAP model (a user's map, or RobotCar Seasons' per-location models
-  ``colmap_reconstructions/NNN_aligned``) or of an NVM model: per database image, the pixel
-  positions of its keypoints that have a 3D point, with the model's own pose and camera.
-- a **point cloud** (the NVM's or the model's points, no observations): projected into the database
-  camera with its pose and intrinsics; a coarse z-buffer (``cell`` pixel cells keep their nearest
-  point) removes most occluded points — a sparse depth map.
+The map's files are read by ``mduit_loc.datasets.structure`` (``load_scene`` turns what it finds
+into a scene); the geometry is here. Two kinds of scene:
+- **observations** (a COLMAP model's, or an NVM model's): per database image, the pixel positions
+  of its keypoints that have a 3D point, with the model's own pose and camera where it has them.
+- a **point cloud** (no observations): projected into the database camera with its pose and
+  intrinsics; a coarse z-buffer (``cell`` pixel cells keep their nearest point) removes most
+  occluded points — a sparse depth map.
 Lifting a matched database keypoint: its ``k`` nearest structure pixels within ``radius`` give a depth
 (a weighted plane fit of inverse depth, exact on planar surfaces; refused when their depths disagree:
-a depth edge), and the keypoint's own ray is back-projected to that depth. Snapping the keypoint to the nearest structure point instead
-would be wrong by the keypoint-to-point distance — several pixels with sparse structure (the
-synthetic benchmark's grid of points), i.e. degrees of error in the pose. Without the camera
-geometry of an image, lifting falls back to that snapping. The default radius adapts to the
+a depth edge), and the keypoint's own ray is back-projected to that depth. Snapping the keypoint to
+the nearest structure point instead would be wrong by the keypoint-to-point distance — several
+pixels with sparse structure (the synthetic benchmark's grid of points), i.e. degrees of error in
+the pose. Without the camera geometry of an image, lifting falls back to that snapping. The default radius adapts to the
 structure: 1.5 x the median spacing of its pixels, at least 2 px.
 Pixel coordinates follow COLMAP (the top-left pixel's centre is at (0.5, 0.5)), as SIFT keypoints do.
 """
@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from mduit_loc.datasets.layout import canonical_name
+from mduit_loc.datasets.map_files import MapFiles
+from mduit_loc.datasets.structure import MapStructure, Unproject, read_structure
 from mduit_loc.datasets.types import Intrinsics
 from mduit_loc.poses import Pose
 
@@ -37,7 +38,7 @@ class ViewGeometry:
     """Pose and projection of one database image, for back-projecting its keypoints."""
 
     cam_from_world: Pose
-    unproject: Callable[[np.ndarray], np.ndarray]   # pixels (N, 2) -> normalised coordinates (N, 2)
+    unproject: Unproject                 # pixels (N, 2) -> normalised coordinates (N, 2)
 
     @classmethod
     def pinhole(cls, cam_from_world: Pose, intrinsics: Intrinsics) -> "ViewGeometry":
@@ -138,9 +139,7 @@ class ObservationScene(Scene):
     def __init__(self, observations: dict[str, ImageStructure]):
         self.observations = observations
 
-    def structure(self, name, pose, intrinsics):
-        from mduit_loc.datasets.layout import canonical_name
-
+    def structure(self, name: str, pose: Pose, intrinsics: Intrinsics | None) -> ImageStructure | None:
         # RobotCar models say .png where the database says .jpg; user maps keep their names.
         found = self.observations.get(name)
         found = found if found is not None else self.observations.get(canonical_name(name))
@@ -156,7 +155,7 @@ class PointCloudScene(Scene):
         self.min_depth = min_depth
         self._cache: dict[str, ImageStructure] = {}
 
-    def structure(self, name, pose, intrinsics):
+    def structure(self, name: str, pose: Pose, intrinsics: Intrinsics | None) -> ImageStructure | None:
         if intrinsics is None or len(self.points) == 0:
             return None
         if name not in self._cache:
@@ -187,79 +186,26 @@ def project_points(points: np.ndarray, pose: Pose, intrinsics: Intrinsics, cell:
     return ImageStructure(np.stack([u[keep], v[keep]], axis=1), points[ids[keep]], ids[keep])
 
 
-def observations_from_colmap(folder: Path) -> dict[str, ImageStructure]:
-    """Observed keypoints with 3D points, per image name, of one COLMAP model."""
-    import pycolmap
-
-    from mduit_loc.datasets.layout import canonical_name
-
-    reconstruction = pycolmap.Reconstruction(str(folder))
-    result = {}
-    for image in reconstruction.images.values():
-        observed = image.get_observation_points2D()
-        if len(observed) == 0:
-            continue
-        pixels = np.array([p.xy for p in observed], np.float64)
-        points = np.array([reconstruction.points3D[p.point3D_id].xyz for p in observed], np.float64)
-        # The model's own pose and (possibly distorted) camera, as its points. A copy: the
-        # reconstruction's cameras die with it.
-        camera = pycolmap.Camera(model=image.camera.model, width=image.camera.width,
-                                 height=image.camera.height, params=image.camera.params)
-        geometry = ViewGeometry(Pose.from_rigid3d(image.cam_from_world()),
-                                lambda xy, camera=camera: camera.cam_from_img(np.asarray(xy, np.float64)))
-        result[image.name] = ImageStructure(pixels, points, geometry=geometry)
-        result.setdefault(canonical_name(image.name), result[image.name])
-    return result
+def scene_from_structure(structure: MapStructure) -> Scene:
+    """The scene of a map's structure (``datasets.structure``): observations, else a point cloud."""
+    if not structure.observations:
+        return PointCloudScene(structure.points if structure.points is not None else np.zeros((0, 3)))
+    converted: dict[int, ImageStructure] = {}  # an image listed under two names keeps one structure
+    observations = {}
+    for name, observed in structure.observations.items():
+        if id(observed) not in converted:
+            geometry = (ViewGeometry(observed.cam_from_world, observed.unproject)
+                        if observed.cam_from_world is not None and observed.unproject is not None else None)
+            converted[id(observed)] = ImageStructure(observed.pixels, observed.points, geometry=geometry)
+        observations[name] = converted[id(observed)]
+    return ObservationScene(observations)
 
 
-def _colmap_folders(dataset_root: Path, kind: str) -> list[Path]:
-    from mduit_loc.datasets.colmap_text import find_model_folder
-    from mduit_loc.datasets.robotcar_files import LOCATION_MODELS_DIR
-
-    if kind == "colmap":
-        folder = find_model_folder(dataset_root)
-        return [folder] if folder is not None else []
-    return sorted((dataset_root / LOCATION_MODELS_DIR).glob("*_aligned"))
-
-
-def _nvm_scene(nvm_path: Path, intrinsics: dict[str, Intrinsics]) -> Scene | None:
-    from mduit_loc.datasets.layout import ImageName, canonical_name
-    from mduit_loc.datasets.nvm import read_nvm
-
-    model = read_nvm(nvm_path, with_points=True)
-    if model.points is None or len(model.points.xyz) == 0:
+def load_scene(files: MapFiles, intrinsics: dict[str, Intrinsics]) -> Scene | None:
+    """The best available structure of a map as a scene; None (with a warning) when there is none."""
+    structure = read_structure(files, intrinsics)
+    if structure is None:
+        log.warning("%s: no 3D structure (COLMAP observations or NVM points); pnp falls back to retrieval poses",
+                    files.root)
         return None
-    if not model.points.observations or not any(len(o) for o in model.points.observations):
-        return PointCloudScene(model.points.xyz)
-    pixels: dict[int, list] = {}
-    points: dict[int, list] = {}
-    for xyz, observations in zip(model.points.xyz, model.points.observations):
-        for image_index, _, u, v in observations:
-            pixels.setdefault(int(image_index), []).append((u, v))
-            points.setdefault(int(image_index), []).append(xyz)
-    result = {}
-    for image_index, uv in pixels.items():
-        name = canonical_name(model.cameras[image_index].name)
-        camera = intrinsics.get(ImageName.parse(name).camera) if "/" in name else None
-        if camera is None:
-            continue
-        centre = np.array([camera.width / 2.0, camera.height / 2.0])  # NVM: relative to the image centre
-        result[name] = ImageStructure(np.asarray(uv, np.float64) + centre, np.asarray(points[image_index]))
-    return ObservationScene(result)
-
-
-def load_scene(dataset_root: Path, kind: str, intrinsics: dict[str, Intrinsics],
-               nvm_path: Path | None = None) -> Scene | None:
-    """The best available structure for a dataset; None (with a warning) when there is none."""
-    observations: dict[str, ImageStructure] = {}
-    for folder in _colmap_folders(Path(dataset_root), kind):
-        observations.update(observations_from_colmap(folder))
-    if observations:
-        return ObservationScene(observations)
-    if nvm_path is not None and Path(nvm_path).is_file():
-        scene = _nvm_scene(Path(nvm_path), intrinsics)
-        if scene is not None:
-            return scene
-    log.warning("%s: no 3D structure (COLMAP observations or NVM points); pnp falls back to retrieval poses",
-                dataset_root)
-    return None
+    return scene_from_structure(structure)

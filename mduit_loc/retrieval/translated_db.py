@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets.images import save_image, to_uint8
 from mduit_loc.errors import MduitError
 from mduit_loc.io_utils import atomic_path, write_json_atomic
@@ -137,8 +138,9 @@ def _domain_means(translator, options: AppearanceOptions, map_conditions: set[st
     wanted = options.conditions if options.conditions is not None else [d for d in filters if d not in map_conditions]
     missing = [d for d in wanted if d not in filters]
     if missing or not wanted:
-        raise MduitError(f"--appearances domain-means: the model has filters for {', '.join(sorted(filters)) or 'no domain'}"
-                         f"; missing {', '.join(missing) or 'any domain other than the map'}")
+        raise MduitError("--appearances domain-means: the model has filters for "
+                         f"{', '.join(sorted(filters)) or 'no domain'}; "
+                         f"missing {', '.join(missing) or 'any domain other than the map'}")
     exemplars = getattr(translator, "domain_exemplars", {})
     return [TargetAppearance(f"{d}-mean", d, list(exemplars.get(d, [])), filters[d]) for d in sorted(wanted)]
 
@@ -149,8 +151,6 @@ def choose_appearances(translator, dataset, options: AppearanceOptions, map_cond
     if options.strategy == "domain-means":
         return _domain_means(translator, options, map_conditions)
     if options.appearance_data is not None:
-        from mduit_loc.datasets import open_dataset
-
         dataset = open_dataset(options.appearance_data)
     candidates = _appearance_images(dataset, options, map_conditions)
     rng = np.random.default_rng(options.seed)
@@ -174,7 +174,8 @@ def choose_appearances(translator, dataset, options: AppearanceOptions, map_cond
     for index in range(clusters):
         members = np.flatnonzero(assignment.cpu().numpy() == index)
         names = [sampled[i][0] for i in members]
-        majority = max(set(conditions[i] for i in members), key=[conditions[i] for i in members].count) if len(members) else None
+        member_conditions = [conditions[i] for i in members]
+        majority = max(set(member_conditions), key=member_conditions.count) if len(members) else None
         appearances.append(TargetAppearance(f"cluster-{index}", majority, names,
                                             centres[index].reshape(1, *filters.shape[1:])))
     return appearances

@@ -9,17 +9,6 @@ Modules: ``config`` (settings, presets ``tiny`` and ``paper``), ``networks``, ``
 ``head``, ``losses``, ``pairing`` (per-epoch z-based source/target pairing, NCE negatives),
 ``data``, ``steps`` (one training step), ``trainer``, ``checkpoint``, ``curves``, ``distributed``,
 ``finish`` and ``model_io`` (the run folder; ``load_mduit(run_dir, device) -> MDUIT``), ``budget``
-(wall-clock budget), ``api`` (``train(config, data, out, ...)`` for other modules), ``grid``,
-and the commands ``cli_train`` / ``cli_translate``.
+(wall-clock budget), ``run_options``, ``translate``, ``grid``, ``api`` (``train``, ``load_mduit``,
+``translate_images``: what other packages call) and the commands ``cli_train`` / ``cli_translate``.
 """
-
-__all__ = ["train", "load_mduit"]
-
-
-def __getattr__(name: str):
-    # Lazy, so that importing a light submodule (config) does not load the trainer.
-    if name in ("train", "load_mduit"):
-        from mduit_loc.translation import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module 'mduit_loc.translation' has no attribute {name!r}")

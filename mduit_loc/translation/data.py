@@ -17,6 +17,7 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets.images import ImageListDataset, load_image
 from mduit_loc.errors import MduitError
 from mduit_loc.translation.pairing import PoseTable
@@ -46,8 +47,6 @@ def load_training_set(data: str | Path, image_root: str | Path | None = None,
     Test queries carry no pose; they join training unless ``include_test_queries`` is False (for an
     evaluation that must not have seen the query images, even unlabelled).
     """
-    from mduit_loc.datasets import open_dataset
-
     dataset = open_dataset(data, image_root)
     images = sorted(dataset.training_images(include_test_queries), key=lambda image: image.name)
     if domains:

@@ -1,4 +1,6 @@
-"""The MDUIT model used at inference: E_c, E_a, G and H behind the contract of COMMON.md.
+"""The MDUIT model used at inference: E_c, E_a, G and H behind one small interface.
+
+What retrieval (``mduit_loc.retrieval.descriptor_models``) and translation use:
 
 - ``describe(images) -> z`` (B, K), L2-normalised: ``H(E_c(I))``, the retrieval descriptor.
 - ``appearance_filters(images) -> W`` (B, c', c/groups, k, k).
@@ -20,8 +22,7 @@ from mduit_loc.nn.vgg import VGG16Trunk, make_vgg16_trunk
 from mduit_loc.translation.adaptive_conv import appearance_adaptive_conv
 from mduit_loc.translation.config import TranslationConfig
 from mduit_loc.translation.head import ProjectionHead
-from mduit_loc.translation.networks import (AppearanceEncoder, ContentEncoder, Generator, count_parameters,
-                                            init_weights)
+from mduit_loc.translation.networks import AppearanceEncoder, ContentEncoder, Generator, count_parameters, init_weights
 
 
 class MDUIT(nn.Module):

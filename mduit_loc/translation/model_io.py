@@ -78,7 +78,8 @@ def read_run_json(run_dir: Path) -> dict:
     except (OSError, json.JSONDecodeError) as err:
         raise FormatError(path, None, "a JSON object", got=str(err)) from err
     if not isinstance(meta, dict) or meta.get("kind") != RUN_KIND:
-        raise FormatError(path, None, f'"kind": "{RUN_KIND}"', got=repr(meta.get("kind") if isinstance(meta, dict) else meta))
+        found = meta.get("kind") if isinstance(meta, dict) else meta
+        raise FormatError(path, None, f'"kind": "{RUN_KIND}"', got=repr(found))
     if not isinstance(meta.get("config"), dict):
         raise FormatError(path, None, 'a "config" object with the translation settings')
     return meta

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 from mduit_loc.errors import ConfigMismatchError, MduitError
 from mduit_loc.runtime import autocast, default_num_workers, seed_everything
@@ -27,7 +28,7 @@ from mduit_loc.translation.config import TranslationConfig
 from mduit_loc.translation.curves import LossLog, loss_columns
 from mduit_loc.translation.data import ImageStore, load_training_set, rank_rows, steps_per_epoch
 from mduit_loc.translation.distributed import DistContext, rank_device
-from mduit_loc.translation.finish import finish_run
+from mduit_loc.translation.finish import FinishedTraining, finish_run
 from mduit_loc.translation.mduit import build_mduit
 from mduit_loc.translation.networks import init_weights
 from mduit_loc.translation.pairing import build_epoch_plan
@@ -227,8 +228,6 @@ class Trainer:
 
     # --- the loop -------------------------------------------------------------------------------
     def run(self) -> TrainSummary:
-        from tqdm import tqdm
-
         config, main = self.config, self.context.is_main
         log = self.loss_log = LossLog(self.run_dir / "losses.csv", loss_columns(config.use_i2i, config.use_nce))
         if main:
@@ -263,8 +262,16 @@ class Trainer:
                 if self.step >= self.total_steps:
                     break
         bar.close()
-        finish_run(self, last)
+        finish_run(self._finished(), last)
         return self._summary(last, stopped=False)
+
+    def _finished(self) -> FinishedTraining:
+        return FinishedTraining(run_dir=self.run_dir, config=self.config, options=self.options, context=self.context,
+                                model=self.model, discriminators=self.discriminators,
+                                training_set=self.training_set, store=self.store, device=self.device,
+                                mixed_precision=self.use_amp, step=self.step, total_steps=self.total_steps,
+                                steps_per_epoch=self.steps_per_epoch, elapsed=self.elapsed,
+                                stopped_by_budget=self.stopped_by_budget)
 
     def _log(self, log: LossLog, bar, terms: dict[str, torch.Tensor], epoch: int) -> dict[str, float]:
         names = sorted(terms)

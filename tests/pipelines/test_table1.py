@@ -84,10 +84,15 @@ def test_table1_trains_every_row_then_resumes_per_method(mini_benchmark, tmp_pat
     shutil.rmtree(out / "runs" / "netvlad")
     shutil.rmtree(out / "results" / "netvlad")
     commands: list[str] = []
+
+    def recording(name, real):
+        def call(*args, **kwargs):
+            commands.append(name)
+            return real(*args, **kwargs)
+        return call
+
     for name in ("train_netvlad", "train_mduit"):
-        real = getattr(training, name)
-        monkeypatch.setattr(training, name,
-                            lambda *args, name=name, real=real, **kwargs: (commands.append(name), real(*args, **kwargs))[1])
+        monkeypatch.setattr(training, name, recording(name, getattr(training, name)))
     again = run_table1(mini_benchmark, out, MINI_BUDGET, MINI_PROTOCOL)
     assert commands == ["train_netvlad"]
     second = _read_csv(out / "table1.csv")

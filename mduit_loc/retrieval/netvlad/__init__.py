@@ -4,7 +4,6 @@
 directory or an official ``*_struct.mat``; see ``model`` and ``training``.
 """
 from mduit_loc.retrieval.netvlad.layer import NetVLAD
-from mduit_loc.retrieval.netvlad.model import (NetVLADArchitecture, NetVLADDescriptor, build_netvlad,
-                                               load_netvlad)
+from mduit_loc.retrieval.netvlad.model import NetVLADArchitecture, NetVLADDescriptor, build_netvlad, load_netvlad
 
 __all__ = ["NetVLAD", "NetVLADArchitecture", "NetVLADDescriptor", "build_netvlad", "load_netvlad"]

@@ -86,7 +86,8 @@ class NetVLAD(nn.Module):
         """
         centroids = centroids.to(self.centroids.device, torch.float32)
         if tuple(centroids.shape) != (self.num_clusters, self.feature_dim):
-            raise ValueError(f"centroids must be ({self.num_clusters}, {self.feature_dim}), got {tuple(centroids.shape)}")
+            raise ValueError(f"centroids must be ({self.num_clusters}, {self.feature_dim}), "
+                             f"got {tuple(centroids.shape)}")
         sample = matconvnet_l2_normalize(sample_features.to(centroids.device, torch.float32), dim=1)
         unit_centroids = matconvnet_l2_normalize(centroids, dim=1)
         if self.num_clusters > 1:

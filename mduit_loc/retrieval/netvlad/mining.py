@@ -28,7 +28,8 @@ class SupervisionThresholds:
 class PoseGraph:
     """Camera centres and rotations of the training images, with neighbour queries."""
 
-    def __init__(self, poses: list[Pose], domains: list[str], thresholds: SupervisionThresholds = SupervisionThresholds()):
+    def __init__(self, poses: list[Pose], domains: list[str],
+                 thresholds: SupervisionThresholds = SupervisionThresholds()):
         if len(poses) != len(domains):
             raise ValueError("one domain per pose")
         self.centers = np.stack([p.center for p in poses]) if poses else np.zeros((0, 3))

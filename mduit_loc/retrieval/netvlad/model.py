@@ -18,16 +18,22 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mduit_loc.errors import ConfigMismatchError, DataNotFoundError, FormatError, MduitError
 from mduit_loc import torch_io
+from mduit_loc.errors import ConfigMismatchError, DataNotFoundError, FormatError, MduitError
 from mduit_loc.io_utils import atomic_path, write_json_atomic
-from mduit_loc.torch_io import sha256_file
 from mduit_loc.nn.vgg import VGG16_LAYER_NAMES, vgg16_out_channels
-from mduit_loc.retrieval.netvlad.backbones import (BACKBONES, LIGHT_CHANNELS, InputNormalization,
-                                                   imagenet_normalization, make_backbone,
-                                                   matconvnet_normalization, vgg16_conv5_3)
+from mduit_loc.retrieval.netvlad.backbones import (
+    BACKBONES,
+    LIGHT_CHANNELS,
+    InputNormalization,
+    imagenet_normalization,
+    make_backbone,
+    matconvnet_normalization,
+    vgg16_conv5_3,
+)
 from mduit_loc.retrieval.netvlad.layer import NetVLAD, matconvnet_l2_normalize
 from mduit_loc.retrieval.netvlad.matconvnet import MatNetVLAD, TrunkLayer, read_matconvnet_netvlad
+from mduit_loc.torch_io import sha256_file
 
 RUN_KIND = "netvlad"
 MODEL_FILE = "model.pt"

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets.images import ImageListDataset, load_image, to_tensor
 from mduit_loc.datasets.types import TrainingImage
 from mduit_loc.errors import MduitError
@@ -26,8 +27,6 @@ _FLOAT32_CACHE_LIMIT = 1 << 30
 
 def load_training_images(data: str | Path) -> list[TrainingImage]:
     """Training images with poses from any dataset ``open_dataset`` reads (test queries excluded)."""
-    from mduit_loc.datasets import open_dataset
-
     dataset = open_dataset(data)
     images = [image for image in dataset.training_images(include_test_queries=False) if image.pose is not None]
     if not images:

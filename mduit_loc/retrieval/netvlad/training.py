@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +25,23 @@ from tqdm import tqdm
 
 from mduit_loc.datasets.types import TrainingImage
 from mduit_loc.errors import MduitError
-from mduit_loc.retrieval.netvlad.mining import (PoseGraph, SupervisionThresholds, eligible_anchors,
-                                                images_to_describe, mine_triplets)
+from mduit_loc.retrieval.netvlad.mining import (
+    PoseGraph,
+    SupervisionThresholds,
+    eligible_anchors,
+    images_to_describe,
+    mine_triplets,
+)
 from mduit_loc.retrieval.netvlad.model import NetVLADDescriptor, build_netvlad, save_netvlad_run
 from mduit_loc.retrieval.netvlad.train_config import VGG16_FIRST_TRAINED_MODULE, NetVLADTrainConfig
-from mduit_loc.retrieval.netvlad.train_data import (describe_images, init_clusters, pca_whitening,
-                                                    triplet_loader)
-from mduit_loc.retrieval.netvlad.train_io import (LossLog, check_resumable, last_checkpoint_path,
-                                                  load_checkpoint, save_checkpoint)
+from mduit_loc.retrieval.netvlad.train_data import describe_images, init_clusters, pca_whitening, triplet_loader
+from mduit_loc.retrieval.netvlad.train_io import (
+    LossLog,
+    check_resumable,
+    last_checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+)
 from mduit_loc.runtime import autocast, default_num_workers, seed_everything
 
 
@@ -129,8 +139,6 @@ class NetVLADTrainer:
             if self.vgg_weights is not None:
                 model.backbone.load_torchvision_weights(self.vgg_weights)
             else:
-                import warnings
-
                 warnings.warn("NetVLAD vgg16: no --vgg-weights given; VGG-16 is trained from random weights "
                               "(all layers), which needs far more data and time", stacklevel=2)
         return model.to(self.device)
