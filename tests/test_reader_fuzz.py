@@ -8,6 +8,7 @@ exception type. The whole file runs in well under 30 s (about 15 s on two busy c
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import shutil
@@ -41,6 +42,7 @@ night/rear/1.jpg overcast-reference/rear/4.jpg
 sun/left/2.jpg overcast-reference/left/1.jpg
 """
 SCRATCH = Path(tempfile.mkdtemp(prefix="mduit-reader-fuzz-"))  # hypothesis runs many examples per test
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
 # MDUIT_FUZZ_EXAMPLES=2000 for a deeper run; the default keeps the suite fast
 FUZZ = settings(max_examples=int(os.environ.get("MDUIT_FUZZ_EXAMPLES", "60")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
