@@ -167,7 +167,7 @@ def _check_images_exist(dataset: LocalizationDataset, sources: dict[str, str], r
     return existing
 
 
-class _DecodeDataset:
+class _DecodeDataset(torch.utils.data.Dataset[tuple[int, int, int, str]]):
     """Decodes images fully in DataLoader workers: items are (index, width, height, error).
 
     The decoder is ``load_image``'s, so whatever fails here fails there (and vice versa).
@@ -194,6 +194,7 @@ def _check_images_decode(dataset: LocalizationDataset, names: list[str], options
     if not options.full and len(names) > options.sample:
         names = sorted(random.Random(options.seed).sample(names, options.sample))
     paths = [dataset.image_path(name) for name in names]
+    loader: torch.utils.data.DataLoader[tuple[int, int, int, str]]
     loader = torch.utils.data.DataLoader(_DecodeDataset(paths), batch_size=None,
                                          num_workers=options.num_workers if len(paths) > 1 else 0)
     cameras = _camera_of_names(dataset)

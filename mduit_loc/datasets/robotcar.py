@@ -169,6 +169,9 @@ def read_queries(root: Path) -> list[QueryImage]:
     queries = []
     for name in names:
         parsed = ImageName.parse(name)
+        if parsed.condition is None:  # the query lists name every image with its condition
+            raise FormatError(root / files.QUERY_LISTS_DIR, None, "query names '<condition>/<camera>/<timestamp>.jpg'",
+                              got=name)
         queries.append(QueryImage(name, parsed.condition, parsed.camera, location_of.get(name),
                                   ground_truth.get(name), split.get(name)))
     return queries
@@ -176,16 +179,16 @@ def read_queries(root: Path) -> list[QueryImage]:
 
 def _propagate_split_to_other_cameras(names: list[str], split: dict[str, str]) -> None:
     """The v2 lists name rear images; left/right images of the same frame share their split."""
-    by_frame = {}
+    by_frame: dict[tuple[str | None, str], str] = {}
     for name, value in split.items():
         parsed = ImageName.parse(name)
         by_frame[(parsed.condition, parsed.timestamp)] = value
     for name in names:
         if name not in split:
             parsed = ImageName.parse(name)
-            value = by_frame.get((parsed.condition, parsed.timestamp))
-            if value is not None:
-                split[name] = value
+            shared = by_frame.get((parsed.condition, parsed.timestamp))
+            if shared is not None:
+                split[name] = shared
 
 
 def read_robotcar_seasons(root: str | Path) -> LocalizationDataset:

@@ -5,7 +5,7 @@ Each file is written atomically; ``read_robotcar_seasons`` reads the result with
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -90,7 +90,7 @@ class RobotCarSeasonsWriter:
         return folder
 
     # --- query lists and splits -----------------------------------------------------------
-    def write_query_lists(self, lists: dict[int, Sequence[str]]) -> list[Path]:
+    def write_query_lists(self, lists: Mapping[int, Sequence[str]]) -> list[Path]:
         _check_unique((n for names in lists.values() for n in names), "per-location query lists")
         paths = []
         for location, names in sorted(lists.items()):

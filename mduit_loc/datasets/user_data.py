@@ -5,7 +5,7 @@ from pathlib import Path
 
 from mduit_loc.datasets.colmap_text import find_model_folder, read_colmap_model
 from mduit_loc.datasets.images import IMAGE_SUFFIXES
-from mduit_loc.datasets.types import DatabaseImage, LocalizationDataset, QueryImage
+from mduit_loc.datasets.types import DatabaseImage, Intrinsics, LocalizationDataset, QueryImage
 from mduit_loc.errors import DataNotFoundError, MduitError
 
 MAP_CONDITION = "map"
@@ -26,7 +26,8 @@ def read_colmap_map(model_path: str | Path, image_root: str | Path | None = None
     model = read_colmap_model(folder, with_points=False)
     if not model.images:
         raise MduitError(f"{folder}: the COLMAP model has no registered images")
-    database, intrinsics = [], {}
+    database: list[DatabaseImage] = []
+    intrinsics: dict[str, Intrinsics] = {}
     for name, pose in sorted(model.images.items()):
         camera = name.split("/")[0] if "/" in name else f"camera{model.image_cameras[name]}"
         intrinsics.setdefault(camera, model.cameras[model.image_cameras[name]])

@@ -16,7 +16,7 @@ from torch import nn
 from mduit_loc.errors import DataNotFoundError, FormatError
 
 # torchvision's configuration "D": channel counts, "M" for max-pooling.
-_VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+_VGG16_CFG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
 # Layer names in order, matching torchvision's ``features`` indices 0..30.
 VGG16_LAYER_NAMES = [
@@ -35,7 +35,7 @@ def _build_layers() -> list[nn.Module]:
     layers: list[nn.Module] = []
     in_channels = 3
     for item in _VGG16_CFG:
-        if item == "M":
+        if isinstance(item, str):  # "M"
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
             layers.append(nn.Conv2d(in_channels, item, kernel_size=3, padding=1))
@@ -47,7 +47,7 @@ def _build_layers() -> list[nn.Module]:
 def vgg16_out_channels(last_layer: str) -> int:
     """Channels of the activation after ``last_layer`` (e.g. 256 for ``relu3_3``)."""
     index = VGG16_LAYER_NAMES.index(last_layer)
-    convs = [c for c in _VGG16_CFG if c != "M"]
+    convs = [c for c in _VGG16_CFG if isinstance(c, int)]
     n_convs = sum(1 for name in VGG16_LAYER_NAMES[: index + 1] if name.startswith("conv"))
     return convs[n_convs - 1]
 
@@ -68,6 +68,8 @@ class VGG16Trunk(nn.Module):
         self.out_channels = vgg16_out_channels(last_layer)
         self.features = nn.Sequential(*_build_layers()[:depth])
         self.imagenet_normalize = imagenet_normalize
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.pretrained = False

@@ -130,9 +130,13 @@ def read_table(path: str | Path) -> DatabaseTable:
     if not path.is_file():
         raise DataNotFoundError(path, "index database table")
     image_index: dict[str, int] = {}
-    names, cams, locs, poses = [], [], [], []
+    names: list[str] = []
+    cams: list[str] = []
+    locs: list[int | None] = []
+    poses: list[Pose] = []
     appearances = [ORIGINAL]
-    vector_images, vector_appearances = [], []
+    vector_images: list[int] = []
+    vector_appearances: list[int] = []
     with open(path, encoding="utf-8") as handle:
         header = handle.readline().rstrip("\n").split("\t")
         if tuple(header) != COLUMNS:
@@ -144,7 +148,10 @@ def read_table(path: str | Path) -> DatabaseTable:
                 line.rstrip("\n").split("\t"), path, number, len(vector_images))
             if name not in image_index:
                 image_index[name] = len(names)
-                names.append(name), cams.append(camera), locs.append(location), poses.append(pose)
+                names.append(name)
+                cams.append(camera)
+                locs.append(location)
+                poses.append(pose)
             if appearance not in appearances:
                 appearances.append(appearance)
             vector_images.append(image_index[name])

@@ -92,7 +92,8 @@ class ModuleDescriptor(GlobalDescriptor):
         self.device = torch.device(device)
         self._method = getattr(module, method)
         self.dim = int(getattr(module, "descriptor_dim", None) or module.dim)
-        self.image_size = tuple(int(v) for v in module.image_size)
+        height, width = (int(v) for v in module.image_size)
+        self.image_size = (height, width)
         self.checksum = str(module.checksum)
 
     def describe(self, images: torch.Tensor) -> torch.Tensor:

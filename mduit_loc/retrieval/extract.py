@@ -104,11 +104,11 @@ def compute_descriptors(descriptor, paths: Sequence[str | Path], options: Extrac
                         desc: str = "describing") -> tuple[np.ndarray, np.ndarray, list[FailedImage]]:
     """(vectors float32 (N, D), ok bool (N,), failures); rows of failed images are zeros."""
     options = options or ExtractOptions()
-    paths = [Path(p) for p in paths]
-    vectors = np.zeros((len(paths), descriptor.dim), np.float32)
-    ok = np.zeros(len(paths), bool)
+    files = [Path(p) for p in paths]
+    vectors = np.zeros((len(files), descriptor.dim), np.float32)
+    ok = np.zeros(len(files), bool)
     failed: list[FailedImage] = []
-    for images, indices in iter_image_batches(paths, descriptor.image_size, options, failed, desc):
+    for images, indices in iter_image_batches(files, descriptor.image_size, options, failed, desc):
         vectors[indices] = descriptor(images).cpu().numpy()
         ok[indices] = True
     return vectors, ok, failed

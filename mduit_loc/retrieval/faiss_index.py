@@ -27,6 +27,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,15 +108,17 @@ def build_faiss_index(vectors: np.ndarray, params: IndexParams, use_gpu: bool = 
         index = faiss.IndexFlatIP(dim)
         index.add(vectors)
         return index
+    nlist = params.nlist
+    if nlist is None or (params.type == "ivf-pq" and params.pq_m is None):
+        raise ValueError(f"build_faiss_index: unresolved {params} (pass it through resolve_params)")
     quantizer = faiss.IndexFlatIP(dim)
     if params.type == "ivf":
-        index = faiss.IndexIVFFlat(quantizer, dim, params.nlist, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
     else:
-        index = faiss.IndexIVFPQ(quantizer, dim, params.nlist, params.pq_m, params.pq_nbits,
-                                 faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFPQ(quantizer, dim, nlist, params.pq_m, params.pq_nbits, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = params.seed
     index.nprobe = params.nprobe
-    max_train = max(params.nlist, 2 ** params.pq_nbits if params.type == "ivf-pq" else 0)
+    max_train = max(nlist, 2 ** params.pq_nbits if params.type == "ivf-pq" else 0)
     max_train *= _MAX_TRAIN_POINTS_PER_CENTROID
     rng = np.random.default_rng(params.seed)
     sample = vectors
@@ -169,8 +172,8 @@ def save_index(index_dir: str | Path, faiss_index, table: DatabaseTable, manifes
 @dataclass
 class LoadedIndex:
     path: Path
-    manifest: dict
-    faiss_index: object
+    manifest: dict[str, Any]
+    faiss_index: Any                   # a faiss.Index (untyped: faiss has no usable stubs)
     table: DatabaseTable
 
     @property

@@ -31,7 +31,7 @@ def similarity_weights(scores: np.ndarray, alpha: float = DEFAULT_ALPHA) -> np.n
     return weights / total
 
 
-def retrieval_pose(poses: Sequence[Pose], scores: Sequence[float], method: str = "top1",
+def retrieval_pose(poses: Sequence[Pose], scores: Sequence[float] | np.ndarray, method: str = "top1",
                    alpha: float = DEFAULT_ALPHA) -> Pose:
     """Pose of a query from its ranked database poses (best first) and their similarities."""
     if not poses:

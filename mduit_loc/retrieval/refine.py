@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -21,6 +21,9 @@ from mduit_loc.datasets.images import load_image
 from mduit_loc.datasets.types import Intrinsics
 from mduit_loc.poses import Pose
 from mduit_loc.retrieval.scene3d import Scene
+
+if TYPE_CHECKING:  # imported where it runs: heavy, and only PnP needs it
+    import pycolmap
 
 
 @dataclass(kw_only=True)
@@ -51,8 +54,8 @@ class RefineResult:
 
 @dataclass
 class Features:
-    keypoints: object        # pycolmap.FeatureKeypoints (for the matcher)
-    descriptors: object      # pycolmap.FeatureDescriptors
+    keypoints: pycolmap.FeatureKeypoints      # for the matcher
+    descriptors: pycolmap.FeatureDescriptors
     xy: np.ndarray           # (N, 2) in full-resolution pixels (COLMAP convention)
 
 
@@ -144,7 +147,10 @@ class PoseRefiner:
         return self._database_features[image.name]
 
     def correspondences(self, query: Features, retrieved: Sequence[RetrievedImage]) -> tuple[np.ndarray, np.ndarray]:
-        points2d, points3d = [], []
+        points2d: list[np.ndarray] = []
+        points3d: list[np.ndarray] = []
+        if self.scene is None:
+            return np.zeros((0, 2)), np.zeros((0, 3))
         for image in retrieved[: self.options.num_db_images]:
             structure = self.scene.structure(image.name, image.pose, image.intrinsics)
             if structure is None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import torch
@@ -119,6 +120,14 @@ def candidates_per_query(k: int, max_variants: int) -> int:
     return max(1, k * max_variants)
 
 
+@overload
+def _tensor(values: np.ndarray, device: torch.device) -> torch.Tensor: ...
+
+
+@overload
+def _tensor(values: None, device: torch.device) -> None: ...
+
+
 def _tensor(values: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
     return None if values is None else torch.from_numpy(np.ascontiguousarray(values)).to(device)
 
@@ -127,12 +136,17 @@ def _rows(values: torch.Tensor | None, start: int, stop: int) -> torch.Tensor | 
     return None if values is None else values[start:stop]
 
 
+def _mask_attributes(attributes: QueryAttributes | None, options: SearchOptions) -> QueryAttributes | None:
+    """The attributes that restrict this search, or None when nothing is masked."""
+    return attributes if attributes is not None and (options.per_camera or options.per_location) else None
+
+
 def exact_topk(queries: np.ndarray, database: np.ndarray, K: int, attributes: QueryAttributes | None,
                vector_cameras: np.ndarray | None, vector_locations: np.ndarray | None, options: SearchOptions,
                device: torch.device = CPU) -> tuple[np.ndarray, np.ndarray]:
     """Blocked exact inner-product top-K with masks on ``device``: (scores (Q, K), vector ids (Q, K), -1 padded)."""
     K = min(K, len(database))
-    masked = attributes is not None and (options.per_camera or options.per_location)
+    masked = _mask_attributes(attributes, options)
     database_t = _tensor(np.asarray(database, np.float32), device)  # zero-copy on CPU
     cameras_t, locations_t = _tensor(vector_cameras, device), _tensor(vector_locations, device)
     out_scores = np.full((len(queries), K), -np.inf, np.float32)
@@ -140,8 +154,8 @@ def exact_topk(queries: np.ndarray, database: np.ndarray, K: int, attributes: Qu
     for start in range(0, len(queries), options.query_chunk):
         stop = min(start + options.query_chunk, len(queries))
         chunk = _tensor(np.asarray(queries[start:stop], np.float32), device)
-        query_cameras = _tensor(attributes.cameras[start:stop], device) if masked else None
-        query_locations = _tensor(attributes.locations[start:stop], device) if masked else None
+        query_cameras = _tensor(masked.cameras[start:stop], device) if masked else None
+        query_locations = _tensor(masked.locations[start:stop], device) if masked else None
         best_scores = torch.full((stop - start, K), -math.inf, device=device)
         best_ids = torch.full((stop - start, K), -1, dtype=torch.int64, device=device)
         for block_start in range(0, len(database), options.db_block):
@@ -191,15 +205,15 @@ def faiss_topk(index, queries: np.ndarray, K: int, attributes: QueryAttributes |
 
     K = min(K, index.ntotal)
     nlist = faiss.extract_index_ivf(index).nlist
-    masked = attributes is not None and (options.per_camera or options.per_location)
-    if not masked:
+    masked = _mask_attributes(attributes, options)
+    if masked is None:
         faiss.ParameterSpace().set_index_parameter(index, "nprobe", nprobe)  # copied to a GPU clone
         searcher = index
         if options.use_gpu_faiss and faiss_gpu_available():
             searcher = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
         return _faiss_search_chunks(searcher, queries, K, options.query_chunk)
-    cameras = attributes.cameras if options.per_camera else np.full(len(queries), UNKNOWN)
-    locations = attributes.locations if options.per_location else np.full(len(queries), NO_LOCATION)
+    cameras = masked.cameras if options.per_camera else np.full(len(queries), UNKNOWN)
+    locations = masked.locations if options.per_location else np.full(len(queries), NO_LOCATION)
     keys = np.stack([cameras, locations], axis=1)
     groups, group_of_query = np.unique(keys, axis=0, return_inverse=True)
     scores = np.full((len(queries), K), -np.inf, np.float32)
@@ -225,7 +239,7 @@ def search(loaded_index: LoadedIndex, queries: np.ndarray, options: SearchOption
     table = loaded_index.table
     queries = np.asarray(queries, np.float32).reshape(-1, loaded_index.dim)
     K = candidates_per_query(options.k, table.max_variants)
-    masked = attributes is not None and (options.per_camera or options.per_location)
+    masked = _mask_attributes(attributes, options) is not None
     # Per-vector attributes are O(V) to gather: only when a mask needs them.
     vector_cameras = table.vector_cameras() if masked and options.per_camera else None
     vector_locations = table.vector_locations() if masked and options.per_location else None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 from mduit_loc.errors import ConfigMismatchError, MduitError
 
@@ -93,8 +93,9 @@ class TranslationConfig:
     appearance_samples_per_domain: int = 32       # images averaged into each domain's mean filter
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (kept in run.json)
 
-    def __post_init__(self):
-        self.image_size = tuple(int(v) for v in self.image_size)  # lists from JSON
+    def __post_init__(self) -> None:
+        # lists from JSON; a wrong length is reported by validate()
+        self.image_size = cast("tuple[int, int]", tuple(int(v) for v in self.image_size))
         self.validate()
 
     @property

@@ -85,7 +85,7 @@ class ImageStore:
 
     def __init__(self, paths: list[Path], size: tuple[int, int], cache_limit_mb: int, num_workers: int = 0):
         self.paths = list(paths)
-        self.size = tuple(size)
+        self.size = (size[0], size[1])
         self.num_workers = num_workers
         self.cache: torch.Tensor | None = None
         if len(self.paths) * 3 * self.size[0] * self.size[1] <= cache_limit_mb * 2**20:

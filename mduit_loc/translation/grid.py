@@ -16,7 +16,7 @@ def label_tile(text: str, height: int, width: int) -> np.ndarray:
     """A grey tile with ``text`` (used for a domain's mean appearance, which has no single image)."""
     tile = Image.new("RGB", (width, height), (200, 200, 200))
     draw = ImageDraw.Draw(tile)
-    words, lines = text.split(), []
+    words, lines = text.split(), list[str]()
     for word in words:  # wrap at the tile width, roughly 6 px per character of the default font
         if lines and len(lines[-1]) + len(word) + 1 <= max(1, width // 6):
             lines[-1] += " " + word

@@ -44,7 +44,7 @@ class MDUIT(nn.Module):
     # --- the contract ----------------------------------------------------------------------
     @property
     def image_size(self) -> tuple[int, int]:
-        return tuple(self.config.image_size)
+        return self.config.image_size
 
     @property
     def descriptor_dim(self) -> int:

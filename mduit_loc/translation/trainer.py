@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -69,7 +70,7 @@ class Trainer:
         self.run_dir = Path(options.out)
         self.resume_state = self._resume_state() if options.resume else None
         if self.resume_state is not None:
-            config = self._checked_resume_config(config)
+            config = self._checked_resume_config(config, self.resume_state)
         elif ckpt.last_checkpoint_path(self.run_dir).is_file():
             raise MduitError(f"{self.run_dir} already holds a training run; pass --resume to continue it "
                              "or choose another --out")
@@ -86,7 +87,8 @@ class Trainer:
                        if config.time_budget_min else None)
         self.pairing_s, self.stopped_by_budget = 0.0, False
         self._build_models()
-        self.step, self.plan, self.plan_epoch, self.elapsed = 0, None, -1, 0.0
+        self.plan: torch.Tensor | None = None    # the epoch's pairing plan
+        self.step, self.plan_epoch, self.elapsed = 0, -1, 0.0
         if self.resume_state is not None:
             self._restore(self.resume_state)
         else:
@@ -99,8 +101,8 @@ class Trainer:
             raise MduitError(f"--resume: no checkpoint in {path.parent}; start without --resume")
         return ckpt.load_checkpoint(path)
 
-    def _checked_resume_config(self, requested: TranslationConfig) -> TranslationConfig:
-        saved = TranslationConfig.from_dict(self.resume_state["config"], where="checkpoint")
+    def _checked_resume_config(self, requested: TranslationConfig, state: dict) -> TranslationConfig:
+        saved = TranslationConfig.from_dict(state["config"], where="checkpoint")
         wanted, have = requested.to_dict(), saved.to_dict()
         differ = sorted(k for k in self.options.explicit_settings if k in have and wanted[k] != have[k])
         if differ:
@@ -122,8 +124,9 @@ class Trainer:
         init_weights(self.discriminators, config.init_std)
         self.model.to(self.device)
         self.discriminators.to(self.device)
-        self.train_forward = TrainForward(self.model)
-        self.discriminator_step = self.discriminators
+        # the modules stepped: themselves, or their DistributedDataParallel wrappers
+        self.train_forward: nn.Module = TrainForward(self.model)
+        self.discriminator_step: nn.Module = self.discriminators
         if self.context.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_forward = DistributedDataParallel(self.train_forward, device_ids=ids)
@@ -191,13 +194,16 @@ class Trainer:
 
         Rank 0's clock decides, so every process takes the same decision at the same step.
         """
+        budget = self.budget
+        if budget is None:
+            return
         clock = torch.tensor([self.elapsed, self.pairing_s], dtype=torch.float64)
         elapsed, pairing_s = self.context.broadcast(clock).tolist()
         constant_phase = self.step < self.config.constant_lr_fraction * self.total_steps
-        total = self.budget.observe(self.step, elapsed, pairing_s, self.steps_per_epoch, may_refit=constant_phase)
+        total = budget.observe(self.step, elapsed, pairing_s, self.steps_per_epoch, may_refit=constant_phase)
         if total is not None:
             self.total_steps = total  # the lr schedule's lambda reads it
-        if self.budget.exhausted(elapsed) and self.step < self.total_steps:
+        if budget.exhausted(elapsed) and self.step < self.total_steps:
             self.total_steps, self.stopped_by_budget = self.step, True
 
     # --- one step -------------------------------------------------------------------------------
@@ -278,7 +284,7 @@ class Trainer:
         values = self.context.mean(torch.stack([terms[n].cpu() for n in names])).tolist()
         losses = dict(zip(names, values))
         if self.context.is_main:
-            log.append({"step": self.step, "epoch": epoch, "lr": self.scheduler_g.get_last_lr()[0],
+            log.append({"step": self.step, "epoch": epoch, "lr": float(self.scheduler_g.get_last_lr()[0]),
                         "seconds": self.elapsed, **losses})
             shown = ("rec_self", "rec_cycle", "nce", "positive_l1", "nce_acc", "loss_d")
             bar.set_postfix({k: f"{losses[k]:.3f}" for k in shown if k in losses}, refresh=False)

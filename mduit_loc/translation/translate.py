@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from mduit_loc.errors import DataNotFoundError, MduitError
 from mduit_loc.io_utils import atomic_open
 from mduit_loc.runtime import resolve_device
 from mduit_loc.translation.grid import compose_grid, label_tile
+from mduit_loc.translation.mduit import MDUIT
 from mduit_loc.translation.model_io import load_mduit
 
 DOMAIN_PREFIX = "domain:"
@@ -79,16 +80,19 @@ def _load_batch(paths: list[Path], size: tuple[int, int], device: torch.device) 
     return torch.stack([to_tensor(load_image(p, size)) for p in paths]).to(device)
 
 
-def _appearances(model, targets: list, size, device, batch_size) -> tuple[torch.Tensor, list[str], list]:
+def _appearances(model: MDUIT, targets: Sequence[str | Path], size: tuple[int, int], device: torch.device,
+                 batch_size: int) -> tuple[torch.Tensor, list[str], list[np.ndarray | None]]:
     """(filters (T, ...), labels, header tiles as uint8 or None)."""
-    filters, labels, headers = [], [], []
+    filters: list[torch.Tensor] = []
+    labels: list[str] = []
+    headers: list[np.ndarray | None] = []
     known = model.domain_filters() if any(isinstance(t, str) for t in targets) else {}
     for start in range(0, len(targets), batch_size):
         chunk = targets[start:start + batch_size]
         paths = [t for t in chunk if not isinstance(t, str)]
-        loaded = _load_batch(paths, size, device) if paths else None
-        image_filters = iter(model.appearance_filters(loaded) if paths else [])
-        images = iter(loaded if paths else [])
+        loaded = _load_batch(paths, size, device) if paths else torch.zeros(0)
+        image_filters = iter(model.appearance_filters(loaded) if paths else torch.zeros(0))
+        images = iter(loaded)
         for target in chunk:
             if isinstance(target, str):
                 domain = target[len(DOMAIN_PREFIX):]
@@ -104,8 +108,8 @@ def _appearances(model, targets: list, size, device, batch_size) -> tuple[torch.
     return torch.stack(filters), labels, headers
 
 
-def translate_all(model, sources: list[Path], targets: list, out: Path, size: tuple[int, int],
-                  device: torch.device, batch_size: int, grid_limit: int) -> dict:
+def translate_all(model: MDUIT, sources: list[Path], targets: Sequence[str | Path], out: Path, size: tuple[int, int],
+                  device: torch.device, batch_size: int, grid_limit: int) -> dict[str, Any]:
     factor = model.downsample_factor
     pad_h, pad_w = (-size[0]) % factor, (-size[1]) % factor
     filters, labels, headers = _appearances(model, targets, size, device, batch_size)

@@ -30,6 +30,8 @@ class InputNormalization(nn.Module):
     def __init__(self, scale: float, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
         self.scale = float(scale)
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor([float(v) for v in mean]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([float(v) for v in std]).view(1, 3, 1, 1))
 
@@ -73,7 +75,8 @@ class LightBackbone(nn.Module):
         for module in self.features:
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.features(images)
@@ -84,7 +87,7 @@ def vgg16_conv5_3() -> VGG16Trunk:
     return VGG16Trunk("conv5_3", imagenet_normalize=False)
 
 
-def make_backbone(name: str, light_channels: Sequence[int] = LIGHT_CHANNELS) -> nn.Module:
+def make_backbone(name: str, light_channels: Sequence[int] = LIGHT_CHANNELS) -> LightBackbone | VGG16Trunk:
     """An untrained backbone by name; it exposes ``out_channels``."""
     if name == "vgg16":
         return vgg16_conv5_3()

@@ -51,6 +51,12 @@ class TrunkLayer:
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)  # symmetric (rows, cols)
 
+    def conv_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(weight, bias) of a conv layer (the reader gives every conv layer both)."""
+        if self.weight is None or self.bias is None:
+            raise ValueError(f"{self.name}: a {self.kind} layer without conv weights")
+        return self.weight, self.bias
+
 
 @dataclass
 class MatNetVLAD:
@@ -209,8 +215,8 @@ def _conv_weights(path: Path, layer, in_channels: int, where: str) -> tuple[np.n
 
 
 def _trunk_out_channels(trunk: list[TrunkLayer]) -> int | None:
-    convs = [layer for layer in trunk if layer.kind == "conv"]
-    return int(convs[-1].weight.shape[0]) if convs else None
+    weights = [layer.weight for layer in trunk if layer.kind == "conv" and layer.weight is not None]
+    return int(weights[-1].shape[0]) if weights else None
 
 
 def _read_vlad(path: Path, layer, index: int) -> dict:

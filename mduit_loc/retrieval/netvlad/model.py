@@ -14,6 +14,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias, cast
 
 import torch
 from torch import nn
@@ -21,11 +22,12 @@ from torch import nn
 from mduit_loc import torch_io
 from mduit_loc.errors import ConfigMismatchError, DataNotFoundError, FormatError, MduitError
 from mduit_loc.io_utils import atomic_path, write_json_atomic
-from mduit_loc.nn.vgg import VGG16_LAYER_NAMES, vgg16_out_channels
+from mduit_loc.nn.vgg import VGG16_LAYER_NAMES, VGG16Trunk, vgg16_out_channels
 from mduit_loc.retrieval.netvlad.backbones import (
     BACKBONES,
     LIGHT_CHANNELS,
     InputNormalization,
+    LightBackbone,
     imagenet_normalization,
     make_backbone,
     matconvnet_normalization,
@@ -35,6 +37,8 @@ from mduit_loc.retrieval.netvlad.layer import NetVLAD, matconvnet_l2_normalize
 from mduit_loc.retrieval.netvlad.matconvnet import MatNetVLAD, TrunkLayer, read_matconvnet_netvlad
 from mduit_loc.torch_io import sha256_file
 
+# The conv trunks a descriptor runs on: trained here (light, VGG-16) or read from a .mat file.
+Backbone: TypeAlias = "LightBackbone | VGG16Trunk | MatConvNetTrunk"
 RUN_KIND = "netvlad"
 MODEL_FILE = "model.pt"
 RUN_FILE = "run.json"
@@ -56,7 +60,7 @@ class NetVLADArchitecture:
 
     def __post_init__(self):
         self.light_channels = tuple(int(c) for c in self.light_channels)
-        self.image_size = tuple(int(v) for v in self.image_size)
+        self.image_size = cast("tuple[int, int]", tuple(int(v) for v in self.image_size))  # lists from JSON
         if self.backbone not in BACKBONES:
             raise MduitError(f"unknown NetVLAD backbone {self.backbone!r}; one of {', '.join(BACKBONES)}")
         if self.num_clusters < 1 or (self.whiten_dim is not None and self.whiten_dim < 1):
@@ -82,7 +86,7 @@ class NetVLADArchitecture:
 class NetVLADDescriptor(nn.Module):
     """[0, 1] RGB -> normalisation -> backbone -> NetVLAD -> (whitening -> L2) -> (B, dim)."""
 
-    def __init__(self, normalization: InputNormalization, backbone: nn.Module, netvlad: NetVLAD,
+    def __init__(self, normalization: InputNormalization, backbone: Backbone, netvlad: NetVLAD,
                  whitening: nn.Linear | None, name: str, image_size: tuple[int, int]):
         super().__init__()
         self.normalization = normalization
@@ -147,7 +151,7 @@ class MatConvNetTrunk(nn.Module):
         modules: list[nn.Module] = []
         for layer in layers:
             if layer.kind == "conv":
-                out_channels, in_channels = layer.weight.shape[:2]
+                out_channels, in_channels = layer.conv_arrays()[0].shape[:2]
                 modules.append(nn.Conv2d(in_channels, out_channels, layer.kernel, layer.stride, layer.padding))
                 self.out_channels = int(out_channels)
             elif layer.kind == "relu":
@@ -157,9 +161,10 @@ class MatConvNetTrunk(nn.Module):
         self.features = nn.Sequential(*modules)
         with torch.no_grad():
             for module, layer in zip(self.features, layers):
-                if layer.kind == "conv":
-                    module.weight.copy_(torch.from_numpy(layer.weight))
-                    module.bias.copy_(torch.from_numpy(layer.bias))
+                if isinstance(module, nn.Conv2d) and module.bias is not None:  # the conv layers
+                    weight, bias = layer.conv_arrays()
+                    module.weight.copy_(torch.from_numpy(weight))
+                    module.bias.copy_(torch.from_numpy(bias))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.features(images)
@@ -176,7 +181,7 @@ def _is_vgg16_conv5_3(layers: list[TrunkLayer]) -> bool:
             return False
         if layer.kind == "conv":
             out_channels = vgg16_out_channels(name)
-            if (layer.weight.shape != (out_channels, in_channels, 3, 3) or layer.stride != (1, 1)
+            if (layer.conv_arrays()[0].shape != (out_channels, in_channels, 3, 3) or layer.stride != (1, 1)
                     or layer.padding != (1, 1)):
                 return False
             in_channels = out_channels
@@ -185,7 +190,7 @@ def _is_vgg16_conv5_3(layers: list[TrunkLayer]) -> bool:
     return True
 
 
-def _trunk_from_mat(layers: list[TrunkLayer]) -> nn.Module:
+def _trunk_from_mat(layers: list[TrunkLayer]) -> VGG16Trunk | MatConvNetTrunk:
     """VGG16Trunk (torchvision keys) when the file holds VGG-16 up to conv5_3, else a generic stack."""
     generic = MatConvNetTrunk(layers)
     if not _is_vgg16_conv5_3(layers):
@@ -202,7 +207,7 @@ def netvlad_from_matconvnet(parsed: MatNetVLAD, image_size: tuple[int, int] = MA
                       normalize_input=parsed.normalize_input)
     with torch.no_grad():
         netvlad.assignment.weight.copy_(torch.from_numpy(parsed.assignment_weight)[:, :, None, None])
-        if parsed.assignment_bias is not None:
+        if parsed.assignment_bias is not None and netvlad.assignment.bias is not None:
             netvlad.assignment.bias.copy_(torch.from_numpy(parsed.assignment_bias))
         netvlad.centroids.copy_(torch.from_numpy(parsed.centroids))
     backbone_name = "vgg16" if backbone.__class__.__name__ == "VGG16Trunk" else "matconvnet"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from mduit_loc.errors import MduitError
 from mduit_loc.retrieval.netvlad.backbones import BACKBONES, LIGHT_CHANNELS
@@ -68,7 +69,7 @@ class NetVLADTrainConfig:
     checkpoint_every: int = 200                  # steps (and at every epoch end)
     seed: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.light_channels = tuple(int(c) for c in self.light_channels)
         if self.backbone not in BACKBONES:
             raise MduitError(f"--backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
@@ -76,10 +77,27 @@ class NetVLADTrainConfig:
             self.num_clusters = DEFAULT_CLUSTERS[self.backbone]
         if self.image_size is None:
             self.image_size = DEFAULT_IMAGE_SIZE[self.backbone]
-        self.image_size = tuple(int(v) for v in self.image_size)
+        # lists from JSON; a wrong length is reported by validate()
+        self.image_size = cast("tuple[int, int]", tuple(int(v) for v in self.image_size))
         if self.lr is None:
             self.lr = DEFAULT_LR[self.backbone]
         self.validate()
+
+    # The backbone-dependent settings once construction has filled in their defaults (never None).
+    @property
+    def size(self) -> tuple[int, int]:
+        """``image_size`` (H, W)."""
+        return _resolved(self.image_size, "image_size")
+
+    @property
+    def clusters(self) -> int:
+        """``num_clusters`` (K)."""
+        return _resolved(self.num_clusters, "num_clusters")
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``."""
+        return _resolved(self.lr, "lr")
 
     def validate(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -87,8 +105,8 @@ class NetVLADTrainConfig:
                 raise MduitError(f"NetVLAD training config: {message}")
 
         need(self.loss in LOSSES, f"loss must be one of {LOSSES}")
-        need(len(self.image_size) == 2 and min(self.image_size) >= 16, "image_size must be (H, W) >= 16 px")
-        need(self.num_clusters >= 1 and self.n_negatives >= 1 and self.batch_size >= 1, "num_clusters, "
+        need(len(self.size) == 2 and min(self.size) >= 16, "image_size must be (H, W) >= 16 px")
+        need(self.clusters >= 1 and self.n_negatives >= 1 and self.batch_size >= 1, "num_clusters, "
              "n_negatives and batch_size must be >= 1")
         need(self.epochs is None or self.epochs >= 1, "epochs must be >= 1")
         need(self.epochs is not None or self.max_steps is not None or self.max_seconds is not None,
@@ -98,7 +116,7 @@ class NetVLADTrainConfig:
         need(self.negative_pool >= self.n_negatives, "negative_pool must be >= n_negatives")
         need(self.positive_distance_m < self.negative_distance_m, "positives must be closer than negatives")
         need(self.whiten_dim is None or self.whiten_dim >= 1, "whiten_dim must be >= 1")
-        need(self.kmeans_images >= 1 and self.kmeans_descriptors >= self.num_clusters,
+        need(self.kmeans_images >= 1 and self.kmeans_descriptors >= self.clusters,
              "k-means needs images and at least num_clusters descriptors")
 
     @property
@@ -107,9 +125,9 @@ class NetVLADTrainConfig:
 
     def architecture(self) -> NetVLADArchitecture:
         """Without whitening: it is added (and recorded) only once PCA has been fitted."""
-        return NetVLADArchitecture(backbone=self.backbone, num_clusters=self.num_clusters,
+        return NetVLADArchitecture(backbone=self.backbone, num_clusters=self.clusters,
                                    light_channels=self.light_channels, assignment_bias=self.assignment_bias,
-                                   whiten_dim=None, image_size=self.image_size)
+                                   whiten_dim=None, image_size=self.size)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -122,6 +140,15 @@ class NetVLADTrainConfig:
     # Fields that change what is trained (a resumed run must not change them).
     MODEL_FIELDS = ("backbone", "num_clusters", "light_channels", "assignment_bias", "image_size",
                     "n_negatives", "batch_size", "loss", "seed", "fine_tune_all")
+
+
+T = TypeVar("T")
+
+
+def _resolved(value: T | None, name: str) -> T:
+    if value is None:  # __post_init__ fills every one in
+        raise AssertionError(f"NetVLADTrainConfig.{name} was not resolved")
+    return value
 
 
 def parse_image_size(text: str) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from mduit_loc.datasets.types import TrainingImage
 from mduit_loc.errors import MduitError
+from mduit_loc.nn.vgg import VGG16Trunk
 from mduit_loc.retrieval.netvlad.mining import (
     PoseGraph,
     SupervisionThresholds,
@@ -112,8 +113,8 @@ class NetVLADTrainer:
         thresholds = SupervisionThresholds(positive_distance_m=config.positive_distance_m,
                                            positive_angle_deg=config.positive_angle_deg,
                                            negative_distance_m=config.negative_distance_m)
-        self.graph = PoseGraph([image.pose for image in self.images], [image.domain for image in self.images],
-                               thresholds)
+        self.graph = PoseGraph([image.pose for image in self.images if image.pose is not None],
+                               [image.domain for image in self.images], thresholds)
         self.positives = self.graph.potential_positives(config.cross_domain_positives)
         self.anchors = eligible_anchors(self.positives, self.graph.negative_counts(), config.n_negatives)
         if len(self.anchors) == 0:
@@ -135,7 +136,7 @@ class NetVLADTrainer:
     def _build_model(self, load_weights: bool = True) -> NetVLADDescriptor:
         """``load_weights=False`` when resuming: the checkpoint brings every weight."""
         model = build_netvlad(self.config.architecture())
-        if self.config.backbone == "vgg16" and load_weights:
+        if isinstance(model.backbone, VGG16Trunk) and load_weights:  # the vgg16 backbone
             if self.vgg_weights is not None:
                 model.backbone.load_torchvision_weights(self.vgg_weights)
             else:
@@ -146,7 +147,7 @@ class NetVLADTrainer:
     def init_clusters(self, model: NetVLADDescriptor) -> float:
         """k-means initialisation of the NetVLAD layer from the model's local features."""
         config = self.config
-        return init_clusters(model, self.paths, config.image_size, config.kmeans_images, config.kmeans_descriptors,
+        return init_clusters(model, self.paths, config.size, config.kmeans_images, config.kmeans_descriptors,
                              config.kmeans_iterations, config.describe_batch_size, self.workers, self.device,
                              config.seed)
 
@@ -195,7 +196,7 @@ class NetVLADTrainer:
         anchors = rng.permutation(self.anchors)[:config.anchors_per_epoch or None]
         pool = np.sort(rng.choice(len(self.images), size=min(config.negative_pool, len(self.images)), replace=False))
         described = images_to_describe(anchors, self.positives, pool)
-        descriptors = describe_images(model, [self.paths[i] for i in described], config.image_size,
+        descriptors = describe_images(model, [self.paths[i] for i in described], config.size,
                                       config.describe_batch_size, self.workers, self.device, self.use_amp)
         plan = mine_triplets(self.graph, anchors, self.positives, pool, descriptors, described,
                              config.n_negatives, rng)
@@ -234,7 +235,7 @@ class NetVLADTrainer:
             self.freeze_lower = bool(state["freeze_lower"])
         seed_everything(config.seed)
         model = self._build_model(load_weights=state is None)
-        optimizer = torch.optim.Adam(self._trainable_parameters(model, self.freeze_lower), lr=config.lr,
+        optimizer = torch.optim.Adam(self._trainable_parameters(model, self.freeze_lower), lr=config.learning_rate,
                                      weight_decay=config.weight_decay)
         started = time.perf_counter()
         if state is not None:
@@ -264,7 +265,7 @@ class NetVLADTrainer:
                 self.plan, self.position = self.mine_epoch(model, self.epoch), 0
                 model.train()
             done = self.position * config.batch_size
-            loader = triplet_loader(self.paths, self.plan[done:], config.image_size, config.batch_size,
+            loader = triplet_loader(self.paths, self.plan[done:], config.size, config.batch_size,
                                     self.workers, self.device.type == "cuda")
             of = f"/{config.epochs}" if config.epochs is not None else ""
             bar = tqdm(loader, desc=f"netvlad epoch {self.epoch + 1}{of}", leave=False,
@@ -275,7 +276,7 @@ class NetVLADTrainer:
                 self.position += 1
                 elapsed = time.perf_counter() - started
                 log.write({"step": self.step, "epoch": self.epoch, "loss": f"{last_loss:.6f}",
-                           **{k: f"{v:.6f}" for k, v in stats.items()}, "lr": config.lr,
+                           **{k: f"{v:.6f}" for k, v in stats.items()}, "lr": config.learning_rate,
                            "images_seen": self.images_seen, "seconds": f"{elapsed:.2f}"})
                 bar.set_postfix(loss=f"{last_loss:.4f}")
                 if self.step % config.checkpoint_every == 0:
@@ -295,7 +296,7 @@ class NetVLADTrainer:
         if config.whiten_dim is not None:
             rng = np.random.default_rng([config.seed, 1_000_003])
             chosen = rng.choice(len(self.paths), size=min(config.pca_images, len(self.paths)), replace=False)
-            descriptors = describe_images(model, [self.paths[i] for i in np.sort(chosen)], config.image_size,
+            descriptors = describe_images(model, [self.paths[i] for i in np.sort(chosen)], config.size,
                                           config.describe_batch_size, self.workers, self.device, self.use_amp)
             weight, bias = pca_whitening(descriptors, config.whiten_dim)
             model.set_whitening(weight.to(self.device), bias.to(self.device))
@@ -327,7 +328,7 @@ def describe_result(result: TrainingResult, config: NetVLADTrainConfig) -> str:
     model = result.model
     loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
     return "\n".join([
-        f"NetVLAD ({model.name}, K = {config.num_clusters}) trained on {result.num_images} posed images "
+        f"NetVLAD ({model.name}, K = {config.clusters}) trained on {result.num_images} posed images "
         f"({result.num_anchors} usable anchors)",
         f"  steps {result.steps} ({result.epochs_completed} epochs, stopped by {result.stopped_by}), "
         f"{result.images_seen} images seen, {result.seconds:.1f} s ({result.mining_seconds:.1f} s mining), "
@@ -344,7 +345,7 @@ def plan_loss(model: NetVLADDescriptor, config: NetVLADTrainConfig, paths: list[
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for batch in triplet_loader(paths, plan, config.image_size, config.batch_size, 0, False):
+    for batch in triplet_loader(paths, plan, config.size, config.batch_size, 0, False):
         images = batch.to(device)
         descriptors = model(images.flatten(0, 1)).view(images.shape[0], images.shape[1], -1)
         loss, _ = compute_loss(config, descriptors)
