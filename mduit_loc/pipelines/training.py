@@ -128,6 +128,8 @@ def _train_mduit(data: Path, method: MethodSpec, run_dir: Path, budget: Training
         else:
             plan = {"minutes": budget.seconds / 60.0, "source": "trainer time budget"}
         write_json_atomic(plan_file, plan)
-    train_mduit(budget.mduit_preset, data, run_dir, overrides=mduit_settings(method, budget, plan),
-                device=budget.device, resume=_has_checkpoint(run_dir), num_workers=budget.num_workers,
-                progress=budget.progress, announce=True)
+    settings, resume = mduit_settings(method, budget, plan), _has_checkpoint(run_dir)
+    if resume:  # the checkpoint keeps its own epoch limit (runs begun by older versions named a large one)
+        settings.pop("epochs", None)
+    train_mduit(budget.mduit_preset, data, run_dir, overrides=settings, device=budget.device, resume=resume,
+                num_workers=budget.num_workers, progress=budget.progress, announce=True)

@@ -127,6 +127,7 @@ def test_mduit_gets_the_time_budget_and_keeps_its_plan_for_resume(mini_benchmark
     training._train_mduit(mini_benchmark, method, run_dir, TrainingBudget(seconds=999.0))
     [(preset, kwargs)] = calls
     assert kwargs["resume"] and kwargs["overrides"]["time_budget_min"] == 2.5
+    assert "epochs" not in kwargs["overrides"]   # the checkpoint's own epoch limit is kept
 
 
 def test_fixed_steps_replace_the_time_budget(mini_benchmark, tmp_path, monkeypatch):
