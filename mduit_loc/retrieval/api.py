@@ -1,6 +1,6 @@
 """Programmatic entry points of the retrieval stage (stable; used by evaluation and the demo).
 
-    from mduit_loc.retrieval.api import IndexOptions, QueryOptions, build_index, localize
+    from mduit_loc.retrieval.api import IndexOptions, IndexParams, QueryOptions, SearchOptions, build_index, localize
 
     index_dir = build_index("data/robotcar", "runs/mduit", Path("out/index"),
                             IndexOptions(translate_db=True, params=IndexParams(type="ivf-pq")))
