@@ -2,7 +2,10 @@
 
 - poses: ``name qw qx qy qz tx ty tz`` per line, cam_from_world (COLMAP convention);
 - pairs: ``query_name db_name`` per line, ranked best first within each query.
-Lines starting with ``#`` and blank lines are ignored on reading.
+Written files hold data lines only: hloc's readers split every line into a name and numbers, so a
+``#`` header line breaks them (metadata goes into ``summary.json`` next to the file). On reading,
+lines starting with ``#`` and blank lines are still ignored, so files written with a header by
+older versions (and hand-edited ones) stay readable.
 """
 from __future__ import annotations
 
@@ -43,11 +46,12 @@ def read_poses(path: str | Path) -> dict[str, Pose]:
     return {name: pose for _, name, pose in read_pose_entries(path)}
 
 
-def write_poses(path: str | Path, poses: Mapping[str, Pose], header: str | None = None) -> None:
+def write_poses(path: str | Path, poses: Mapping[str, Pose]) -> None:
+    """One ``name qw qx qy qz tx ty tz`` line per pose, nothing else (hloc reads no header)."""
+    for name in poses:
+        if not name or any(c.isspace() for c in name):  # a reader splitting on whitespace would misparse it
+            raise MduitError(f"image names with whitespace cannot be written to a poses file: {name!r}")
     with atomic_open(path, "w", encoding="utf-8") as handle:
-        if header:
-            for line in header.splitlines():
-                handle.write(f"# {line}\n")
         for name, pose in poses.items():
             handle.write(f"{name} {format_pose(pose)}\n")
 

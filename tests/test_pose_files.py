@@ -8,6 +8,7 @@ from mduit_loc.errors import FormatError
 from mduit_loc.pose_files import parse_pose_line, read_pairs, read_poses, write_pairs, write_poses
 from mduit_loc.poses import Pose, yaw_pose
 
+# A file of an older version, with its header line: still read (comments are allowed on reading).
 GOLDEN_POSES = """# method: test
 night/rear/1.jpg 1 0 0 0 1 2 3
 sun/left/2.jpg 0.7071067812 0 0 0.7071067812 -1 0 0.5
@@ -18,8 +19,11 @@ def test_poses_golden_round_trip(tmp_path: Path):
     poses = {"night/rear/1.jpg": Pose.from_qvec([1, 0, 0, 0], [1, 2, 3]),
              "sun/left/2.jpg": Pose.from_qvec([0.7071067812, 0, 0, 0.7071067812], [-1, 0, 0.5])}
     path = tmp_path / "poses.txt"
-    write_poses(path, poses, header="method: test")
-    assert path.read_text() == GOLDEN_POSES
+    write_poses(path, poses)
+    assert path.read_text() == GOLDEN_POSES.split("\n", 1)[1]  # pose lines only, no header (hloc)
+    old = tmp_path / "old_poses.txt"
+    old.write_text(GOLDEN_POSES)
+    assert list(read_poses(old)) == list(poses)
     back = read_poses(path)
     assert list(back) == list(poses)
     assert all(back[k].allclose(poses[k]) for k in poses)
@@ -120,3 +124,10 @@ def test_duplicated_pair_is_refused(tmp_path: Path):
     path.write_text("q.jpg d.jpg\nq.jpg e.jpg\nq.jpg d.jpg\n")
     with pytest.raises(FormatError, match=r"pairs.txt:3: expected each pair once, but it already appears on line 1"):
         read_pairs(path)
+
+
+def test_pose_names_with_whitespace_are_refused_on_writing(tmp_path: Path):
+    from mduit_loc.errors import MduitError
+
+    with pytest.raises(MduitError, match="whitespace"):
+        write_poses(tmp_path / "poses.txt", {"my photo.jpg": Pose.from_qvec([1, 0, 0, 0], [0, 0, 0])})

@@ -1,7 +1,8 @@
 """What ``mduit-loc query`` writes into ``--out RESULTS`` (every file atomically).
 
 - ``pairs.txt``: hloc pairs, ``query db`` per line, ranked best first (``pose_files.write_pairs``);
-- ``poses.txt``: ``name qw qx qy qz tx ty tz`` cam_from_world (``pose_files.write_poses``);
+- ``poses.txt``: ``name qw qx qy qz tx ty tz`` cam_from_world (``pose_files.write_poses``), pose lines
+  only (hloc's readers take every line as a pose); its convention and pose method are in summary.json;
 - ``scores.csv``: one row per (query, rank): ``query,rank,db_image,score,appearance,db_camera``;
 - ``queries.csv``: one row per query: camera, location, number of results, top-1 and its score,
   pose method, where the pose came from (``retrieval`` / ``pnp``), PnP correspondences, inliers
@@ -23,6 +24,7 @@ SCORES_FILE = "scores.csv"
 QUERIES_FILE = "queries.csv"
 FAILED_FILE = "failed_images.txt"
 SUMMARY_FILE = "summary.json"
+POSES_FORMAT = {"name": POSES_FILE, "convention": "cam_from_world (COLMAP)", "columns": "name qw qx qy qz tx ty tz"}
 SCORES_COLUMNS = ("query", "rank", "db_image", "score", "appearance", "db_camera")
 QUERIES_COLUMNS = ("query", "camera", "location", "num_results", "top1", "top1_score", "pose_method",
                    "pose_source", "num_correspondences", "num_inliers", "status")
@@ -66,8 +68,9 @@ def write_results(out_dir: str | Path, results, summary: dict) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_pairs(out_dir / PAIRS_FILE, results.pairs)
-    write_poses(out_dir / POSES_FILE, results.poses,
-                header=f"cam_from_world (COLMAP convention): name qw qx qy qz tx ty tz; pose: {results.pose_method}")
+    write_poses(out_dir / POSES_FILE, results.poses)
+    # poses.txt has no header (hloc's readers take every line as a pose): what it holds is said here.
+    summary = {**summary, "poses_file": POSES_FORMAT | {"pose_method": results.pose_method}}
     write_scores_csv(out_dir / SCORES_FILE, results)
     write_queries_csv(out_dir / QUERIES_FILE, results)
     if results.failed:
