@@ -12,7 +12,7 @@ import numpy as np
 from mduit_loc.datasets import robotcar_files as files
 from mduit_loc.datasets.colmap_text import ColmapImage, write_colmap_text
 from mduit_loc.datasets.images import save_image
-from mduit_loc.datasets.layout import ImageName, canonical_name, png_name
+from mduit_loc.datasets.layout import CAMERAS, ImageName, canonical_name, png_name
 from mduit_loc.datasets.nvm import NvmCamera, NvmPoints, write_nvm
 from mduit_loc.datasets.types import Intrinsics
 from mduit_loc.errors import MduitError
@@ -76,17 +76,24 @@ class RobotCarSeasonsWriter:
                              point_ids: Sequence[np.ndarray] | None = None,
                              points_xyz: np.ndarray | None = None,
                              points_rgb: np.ndarray | None = None) -> Path:
-        """One COLMAP model per location; ``point_ids`` index ``points_xyz`` from 1 (COLMAP ids)."""
+        """One COLMAP model per location, images named ``condition/camera/timestamp.png`` as in the real
+        dataset; ``point_ids`` index ``points_xyz`` from 1 (COLMAP ids)."""
         _check_unique((name for name, _, _ in images), f"location {location} model")
-        camera_ids: dict[Intrinsics, int] = {}
+        cameras: dict[int, Intrinsics] = {}
         colmap_images = []
         for index, (name, pose, intrinsics) in enumerate(images):
-            camera_id = camera_ids.setdefault(intrinsics, len(camera_ids) + 1)
+            # camera ids 1, 2, 3 are left, rear, right, as in the real models (kapture's importer relies on it)
+            camera_id = CAMERAS.index(ImageName.parse(name).camera) + 1
+            if cameras.setdefault(camera_id, intrinsics) != intrinsics:
+                raise MduitError(f"location {location} model: image {name!r} has other intrinsics than the "
+                                 f"earlier images of its camera")
             kps = keypoints[index] if keypoints is not None else np.zeros((0, 2))
             ids = point_ids[index] if point_ids is not None else np.zeros((0,), np.int64)
-            colmap_images.append(ColmapImage(canonical_name(name), pose, camera_id, kps, ids))
+            # ``.png`` as in the real dataset (kapture's importer matches ``.*/(\d+)\.png`` there); the
+            # files are ``.jpg``, which every reader maps back with ``canonical_name``
+            colmap_images.append(ColmapImage(png_name(name), pose, camera_id, kps, ids))
         folder = files.location_model_dir(self.root, location)
-        write_colmap_text(folder, {cid: k for k, cid in camera_ids.items()}, colmap_images, points_xyz, points_rgb)
+        write_colmap_text(folder, cameras, colmap_images, points_xyz, points_rgb)
         return folder
 
     # --- query lists and splits -----------------------------------------------------------

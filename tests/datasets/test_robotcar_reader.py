@@ -13,6 +13,7 @@ from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
 from mduit_loc.poses import Pose, yaw_pose
 
 MINI = Path(__file__).parent / "data" / "robotcar_mini"
+GOLDEN = Path(__file__).parent / "data" / "golden"
 NIGHT_REAR = "night/rear/1418235223450115.jpg"
 SUN_REAR = "sun/rear/1416315296136145.jpg"
 SUN_LEFT = "sun/left/1416315296136145.jpg"
@@ -162,6 +163,19 @@ def test_writer_output_has_the_real_file_formats(written):
     assert nvm_lines[0] == "NVM_V3" and nvm_lines[3].startswith("./overcast-reference/rear/100.png 20 ")
     assert (root / "extrinsics" / "rear_extrinsics.txt").read_text().count(",") == 12
     assert sorted(p.name for p in (root / files.LOCATION_MODELS_DIR).iterdir()) == ["001_aligned", "002_aligned"]
+
+
+def test_location_model_golden_files_name_images_png_with_the_real_camera_ids(written):
+    r"""Issue 13 item 1: as the real per-location models, images are ``.png`` (kapture's RobotCar Seasons
+    importer matches ``.*/(\d+)\.png`` there) and camera ids 1, 2, 3 are left, rear, right (it maps them
+    so), whatever the image order; points seen by two images have a two-image track."""
+    root, intrinsics, _, database, _ = written
+    entries = [(name, pose, intrinsics[name.split("/")[1]]) for name, pose in database.items()]
+    folder = RobotCarSeasonsWriter(root).write_location_model(
+        7, entries[:2], [np.array([[1.5, 2.5], [3.25, 4.0]]), np.array([[5.5, 6.5]])],
+        [np.array([1, 2]), np.array([1])], np.array([[1.0, 2, 3], [4, 5, 6]]), np.array([[9, 8, 7], [6, 5, 4]]))
+    for name in ("cameras.txt", "images.txt", "points3D.txt"):
+        assert (folder / name).read_text() == (GOLDEN / "location_model" / name).read_text(), name
 
 
 def test_writer_then_reader_round_trip(written):

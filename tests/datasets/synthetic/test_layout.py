@@ -4,6 +4,7 @@ truth that the generator intended."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -12,7 +13,7 @@ from PIL import Image
 from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets import robotcar_files as files
 from mduit_loc.datasets.colmap_text import read_colmap_model
-from mduit_loc.datasets.layout import CAMERAS, QUERY_CONDITIONS, REFERENCE_CONDITION, ImageName
+from mduit_loc.datasets.layout import CAMERAS, QUERY_CONDITIONS, REFERENCE_CONDITION, ImageName, canonical_name
 from mduit_loc.datasets.robotcar import read_robotcar_seasons
 from mduit_loc.datasets.synthetic.traversals import ROBOTCAR_INTRINSICS, car_from_camera
 from mduit_loc.evaluation.evaluate import load_ground_truth
@@ -151,9 +152,13 @@ def test_location_models_hold_the_database_images_of_their_location(synth_root):
     for location in range(1, LOCATIONS + 1):
         model = read_colmap_model(files.location_model_dir(synth_root, location))
         expected = {d.name: d.pose for d in dataset.database if d.location == location}
-        assert set(model.images) == set(expected)
+        # .png names as in the real models (kapture's importer matches '.*/(\d+)\.png'); the files are .jpg
+        assert all(re.fullmatch(r".*/(\d+)\.png", name) for name in model.images)
+        assert {canonical_name(name) for name in model.images} == set(expected)
         for name, pose in model.images.items():
-            assert np.allclose(pose.matrix(), expected[name].matrix(), atol=1e-6)
+            assert np.allclose(pose.matrix(), expected[canonical_name(name)].matrix(), atol=1e-6)
+        assert {ImageName.parse(name).camera: model.image_cameras[name] for name in model.images} == {
+            "left": 1, "rear": 2, "right": 3}
         assert len(model.points_xyz) > 100
     lists = files.read_query_lists(synth_root)
     assert sorted(lists) == list(range(1, LOCATIONS + 1))
