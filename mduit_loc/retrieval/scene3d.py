@@ -13,7 +13,7 @@ a depth edge), and the keypoint's own ray is back-projected to that depth. Snapp
 the nearest structure point instead would be wrong by the keypoint-to-point distance — several
 pixels with sparse structure (the synthetic benchmark's grid of points), i.e. degrees of error in
 the pose. Without the camera geometry of an image, lifting falls back to that snapping. The default radius adapts to the
-structure: 1.5 x the median spacing of its pixels, at least 2 px.
+structure: 1.5 x the spacing of its pixels (``ImageStructure.default_radius``), at least 2 px.
 Pixel coordinates follow COLMAP (the top-left pixel's centre is at (0.5, 0.5)), as SIFT keypoints do.
 """
 from __future__ import annotations
@@ -72,11 +72,16 @@ class ImageStructure:
         return self._tree
 
     def default_radius(self) -> float:
-        """1.5 x the median distance between neighbouring structure pixels, at least 2 px."""
+        """1.5 x the spacing of the structure pixels, at least 2 px: the larger of the median distance
+        between neighbouring pixels and the mean spacing over their extent. (Multi-view tracks put
+        nearly coincident pixels where neighbouring images see the same points: that shrinks the median
+        distance to a pixel or two, and lifting would find no structure near most keypoints.)"""
         if len(self.pixels) < 2:
             return 2.0
         distance, _ = self.tree.query(self.pixels, k=2)
-        return max(2.0, 1.5 * float(np.median(distance[:, 1])))
+        width, height = self.pixels.max(axis=0) - self.pixels.min(axis=0)
+        mean_spacing = float(np.sqrt(width * height / len(self.pixels)))
+        return max(2.0, 1.5 * max(float(np.median(distance[:, 1])), mean_spacing))
 
     def lift(self, keypoints: np.ndarray, radius: float | None = None, neighbours: int = 4,
              depth_tolerance: float = 0.1) -> tuple[np.ndarray, np.ndarray]:

@@ -64,6 +64,16 @@ def test_lifting_back_projects_the_keypoint_at_the_neighbours_depth_and_refuses_
     assert edge.default_radius() == pytest.approx(15.0)  # 1.5 x the 10-px spacing
 
 
+def test_default_radius_is_the_structure_spacing_even_with_clustered_pixels():
+    """Multi-view tracks add nearly coincident pixels to a grid: the radius follows the mean spacing
+    (10 px / sqrt(3) for three pixels per grid point), not the ~1 px between the pixels of a cluster."""
+    grid = np.stack(np.meshgrid(np.arange(5.0, 320, 10), np.arange(5.0, 240, 10)), axis=-1).reshape(-1, 2)
+    clustered = np.concatenate([grid, grid + 0.7, grid - [0.5, 0.9]])
+    assert ImageStructure(grid, np.zeros((len(grid), 3))).default_radius() == pytest.approx(15.0)
+    radius = ImageStructure(clustered, np.zeros((len(clustered), 3))).default_radius()
+    assert radius == pytest.approx(15.0 / np.sqrt(3), rel=0.05)
+
+
 def test_lifting_through_sparse_structure_is_exact_on_a_plane_where_snapping_is_not():
     pose = yaw_pose(25, (0.0, 0.0, 1.5))          # oblique view: depth varies across the wall
     structure = PointCloudScene(scene.wall_points(0.4)).structure("db", pose, INTRINSICS)

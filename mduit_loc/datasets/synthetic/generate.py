@@ -1,8 +1,9 @@
 """Render the synthetic benchmark and write it in the RobotCar Seasons layout.
 
 Outputs (through ``RobotCarSeasonsWriter``): images of every condition and camera, intrinsics,
-extrinsics, ``3D-models/all-merged/all.nvm`` (database poses and 3D points from exact depth),
-per-location query lists and COLMAP models, ``robotcar_v2_train.txt`` / ``robotcar_v2_test.txt``
+extrinsics, ``3D-models/all-merged/all.nvm`` (database poses and 3D points from exact depth, each
+observed by every nearby database image that sees it: ``tracks``), per-location query lists and
+COLMAP models (images named ``.png`` as in the real dataset), ``robotcar_v2_train.txt`` / ``robotcar_v2_test.txt``
 (rear camera, as the real v2 files), the test ground truth of all cameras in
 ``ground_truth/robotcar_v2_test_gt.txt`` and ``synth.json`` (what was generated).
 Every random choice is seeded from (seed, purpose, condition, location, frame), so a re-run
@@ -28,6 +29,7 @@ from mduit_loc.datasets.synthetic.conditions import CONDITION_INDEX
 from mduit_loc.datasets.synthetic.model_points import DatabasePoints, database_points, pixel_grid
 from mduit_loc.datasets.synthetic.noise import rng_for
 from mduit_loc.datasets.synthetic.presets import SynthPreset
+from mduit_loc.datasets.synthetic.tracks import add_tracks
 from mduit_loc.datasets.synthetic.traversals import Frame, Traversal, car_from_camera, intrinsics_for, make_traversal
 from mduit_loc.datasets.synthetic.world import World, build_world
 from mduit_loc.errors import MduitError
@@ -189,6 +191,7 @@ def generate(root: str | Path, preset: SynthPreset, seed: int = 0, workers: int 
 
     reference = town.traversals[REFERENCE_CONDITION]
     points = database_points(town.scene(REFERENCE_CONDITION), preset, grid_colours)
+    points = add_tracks(town.scene(REFERENCE_CONDITION), preset, points, progress)
     _write_models(writer, town, reference, points)
     train = split_frames(town, seed)
     n_train, n_test = _write_queries(writer, town, train)

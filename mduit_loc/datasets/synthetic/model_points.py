@@ -1,9 +1,10 @@
 """3D points of the reference model from exact depth: a grid of pixels per database image,
 back-projected along the rays through their centres (so each point projects exactly onto its
-pixel with the written intrinsics and pose)."""
+pixel with the written intrinsics and pose). ``tracks.add_tracks`` adds the other database images
+that see each point (multi-view tracks)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -18,31 +19,58 @@ from mduit_loc.datasets.synthetic.traversals import intrinsics_for
 _TRANSIENT_KINDS = (Kind.CAR, Kind.PEDESTRIAN)  # not part of the static map
 
 
+def _empty(*shape: int, dtype: type = np.float64) -> np.ndarray:
+    return np.zeros((0, *shape), dtype)
+
+
 @dataclass
 class DatabasePoints:
     xyz: np.ndarray      # (M, 3) float64 world
     rgb: np.ndarray      # (M, 3) uint8, the rendered colour at the pixel
-    image: np.ndarray    # (M,) database image index (NVM camera order)
+    image: np.ndarray    # (M,) database image index (NVM camera order) the point was sampled from
     pixel: np.ndarray    # (M, 2) float64 COLMAP pixel coordinates (x, y), pixel centres at +0.5
+    # observations in the other database images that see the point (K of them): point, image, pixel
+    track_point: np.ndarray = field(default_factory=lambda: _empty(dtype=np.int64))
+    track_image: np.ndarray = field(default_factory=lambda: _empty(dtype=np.int64))
+    track_pixel: np.ndarray = field(default_factory=lambda: _empty(2))
+
+    def with_tracks(self, point: np.ndarray, image: np.ndarray, pixel: np.ndarray) -> DatabasePoints:
+        return replace(self, track_point=np.asarray(point, np.int64), track_image=np.asarray(image, np.int64),
+                       track_pixel=np.asarray(pixel, np.float64).reshape(-1, 2))
+
+    def observations(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every observation (point, image, pixel, feature) sorted by image, then point; ``feature``
+        numbers each image's observations from 0 in that order (its NVM feature index)."""
+        point = np.concatenate([np.arange(len(self.xyz)), self.track_point])
+        image = np.concatenate([self.image, self.track_image])
+        pixel = np.concatenate([self.pixel, self.track_pixel])
+        order = np.lexsort((point, image))
+        point, image, pixel = point[order], image[order], pixel[order]
+        feature = np.arange(len(image)) - np.searchsorted(image, image, side="left")
+        return point, image, pixel, feature
 
     def nvm_observations(self, size: int) -> list[np.ndarray]:
-        """One measurement per point: image, feature index, (u, v) relative to the image centre."""
-        feature = np.zeros(len(self.image), np.int64)
-        for image in np.unique(self.image):
-            sel = np.flatnonzero(self.image == image)
-            feature[sel] = np.arange(len(sel))
-        rows = np.column_stack([self.image, feature, self.pixel - size / 2.0])
-        return [row[None] for row in rows]
+        """Per point, its measurements: image, feature index, (u, v) relative to the image centre; the
+        image it was sampled from first, then the others in image order."""
+        point, image, pixel, feature = self.observations()
+        rows = np.column_stack([image, feature, pixel - size / 2.0])
+        secondary = image != self.image[point]
+        order = np.lexsort((image, secondary, point))
+        counts = np.bincount(point, minlength=len(self.xyz))
+        return np.split(rows[order], np.cumsum(counts)[:-1])
 
     def location_model(self, images: list[int]):
-        """Keypoints and 1-based point ids per image, and the points of a set of database images."""
+        """Keypoints and 1-based point ids per image, and the points, of the points sampled from a
+        set of database images (their tracks stay within a location, so within ``images``)."""
         selected = np.flatnonzero(np.isin(self.image, images))
-        local_id = {int(g): k + 1 for k, g in enumerate(selected)}
-        keypoints, point_ids = [], []
-        for image in images:
-            mine = selected[self.image[selected] == image]
-            keypoints.append(self.pixel[mine])
-            point_ids.append(np.array([local_id[int(g)] for g in mine], np.int64))
+        local_id = np.zeros(len(self.xyz), np.int64)
+        local_id[selected] = np.arange(1, len(selected) + 1)
+        point, image, pixel, _ = self.observations()
+        keep = local_id[point] > 0
+        point, image, pixel = point[keep], image[keep], pixel[keep]
+        bounds = np.searchsorted(image, [images, np.asarray(images) + 1])
+        keypoints = [pixel[start:end] for start, end in zip(*bounds)]
+        point_ids = [local_id[point[start:end]] for start, end in zip(*bounds)]
         return keypoints, point_ids, self.xyz[selected], self.rgb[selected]
 
 

