@@ -1,10 +1,13 @@
-"""``mduit-loc extract``: global descriptors of images into an hloc-style HDF5 file.
+"""``mduit-loc extract``: global descriptors of images into an hloc-style HDF5 file, or into a
+kapture folder (``--format kapture``: ``OUT/reconstruction/global_features/NAME/``, see
+``mduit_loc.retrieval.kapture_features``) for kapture-localization.
 
 Examples::
 
     mduit-loc extract --model runs/mduit --db data/robotcar --out db_descriptors.h5
     mduit-loc extract --model netvlad/Pitts30K_struct.mat --images data/robotcar --split test --out q.h5
     mduit-loc extract --model raw-pixels --images my_photos/ --out photos.h5 --fp16
+    mduit-loc extract --model runs/mduit --images my_kapture/sensors/records_data --out my_kapture --format kapture
 """
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ import argparse
 from pathlib import Path
 
 from mduit_loc.errors import MduitError
+from mduit_loc.retrieval import kapture_features
 from mduit_loc.retrieval.cli_common import add_loading_arguments, extract_options, setup_logging
 from mduit_loc.retrieval.descriptor_models import load_descriptor
-from mduit_loc.retrieval.extract import extract_to_h5
+from mduit_loc.retrieval.extract import ExtractOptions, ExtractReport, extract_to_h5, iter_image_batches
 from mduit_loc.retrieval.indexing import open_database
 from mduit_loc.retrieval.query_inputs import SPLITS, resolve_queries
 from mduit_loc.runtime import resolve_device
@@ -30,7 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image files, folders, list files (names relative to --image-root) or a dataset "
                              "folder (its queries)")
     source.add_argument("--db", metavar="DATASET", help="a dataset whose database (map) images to describe")
-    parser.add_argument("--out", required=True, type=Path, help="output HDF5 file (hloc global-descriptor layout)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output HDF5 file (hloc global-descriptor layout), or with --format kapture the "
+                             "kapture folder (features go to OUT/reconstruction/global_features/NAME/)")
+    parser.add_argument("--format", choices=("hloc", "kapture"), default="hloc",
+                        help="hloc: one HDF5 file (default); kapture: one .gfeat file per image and "
+                             "global_features.txt, as kapture-localization reads them")
+    parser.add_argument("--feature-name", help="--format kapture: name of the global features "
+                                               "(default: the descriptor's, e.g. mduit, netvlad, raw-pixels)")
     parser.add_argument("--image-root", type=Path, help="root that image names are relative to")
     parser.add_argument("--split", choices=SPLITS, default="all", help="queries of a dataset given as --images")
     parser.add_argument("--fp16", action="store_true", help="store descriptors as float16 (as hloc does)")
@@ -53,11 +64,36 @@ def run(args: argparse.Namespace) -> int:
     names, paths = _images(args)
     if not names:
         raise MduitError("no images to describe")
+    if args.format == "kapture" and args.fp16:
+        raise MduitError("--fp16 is for HDF5 files; kapture's reader knows float32 but not float16 global features")
     descriptor = load_descriptor(args.model, resolve_device(args.device))
     options = extract_options(args, fp16=args.fp16, overwrite=args.overwrite)
-    report = extract_to_h5(descriptor, paths, names, args.out, options)
-    print(f"{args.out}: {report.written} descriptor(s) written ({descriptor.name}, dim {descriptor.dim}), "
+    if args.format == "kapture":
+        folder = kapture_features.feature_folder(args.out, args.feature_name or descriptor.name)
+        report = extract_to_kapture(descriptor, paths, names, folder, options)
+        where = str(folder)
+    else:
+        report = extract_to_h5(descriptor, paths, names, args.out, options)
+        where = str(args.out)
+    print(f"{where}: {report.written} descriptor(s) written ({descriptor.name}, dim {descriptor.dim}), "
           f"{report.already_present} already present, {len(report.failed)} unreadable image(s) skipped")
     for failure in report.failed:
         print(f"  skipped {failure.path}: {failure.reason}")
     return 0
+
+
+def extract_to_kapture(descriptor, paths: list[Path], names: list[str], folder: Path,
+                       options: ExtractOptions) -> ExtractReport:
+    """Describe the images into kapture's global-feature folder; images already there (same model)
+    are skipped unless ``options.overwrite``."""
+    for name in names:
+        kapture_features.feature_path(folder, name)  # refuse unusable names before any work
+    keep = kapture_features.prepare_folder(folder, folder.name, descriptor.describe_identity(), options.overwrite)
+    report = ExtractReport()
+    todo = [i for i, name in enumerate(names) if not (keep and kapture_features.has_features(folder, name))]
+    report.already_present = len(names) - len(todo)
+    for images, indices in iter_image_batches([paths[i] for i in todo], descriptor.image_size, options,
+                                              report.failed, "extracting"):
+        kapture_features.write_features(folder, [names[todo[i]] for i in indices], descriptor(images).cpu().numpy())
+        report.written += len(indices)
+    return report
