@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mduit_loc.datasets.layout import CAMERAS
+from mduit_loc.datasets.layout import CAMERAS, REFERENCE_CONDITION
 from mduit_loc.datasets.synthetic import effects, lighting
 from mduit_loc.datasets.synthetic.conditions import CONDITION_INDEX, STYLES, ConditionStyle
 from mduit_loc.datasets.synthetic.noise import fbm, rng_for
@@ -185,6 +185,8 @@ def render_view(scene: Scene, frame: Frame, camera: str, size: int, supersample:
     image = effects.snow_flakes(image, rng, style.flakes)
     image = effects.droplets(image, rng, style.droplets)
     image = effects.blur(image, style.blur)
+    if frame.condition != REFERENCE_CONDITION:
+        image = effects.auto_exposure_jitter(image, rng)
     display = effects.tone_map(image, style)
     display = effects.sensor_noise(display, rng, style.noise)
     return effects.to_uint8(display)

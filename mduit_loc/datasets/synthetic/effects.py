@@ -101,6 +101,14 @@ def blur(image: np.ndarray, sigma_at_256: float) -> np.ndarray:
     return _blur(image, (0.6 * sigma, sigma))  # slightly more blur along the motion (horizontal)
 
 
+def auto_exposure_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per-frame exposure (x0.7 to x1.45) and white-balance (+-12 % per channel) of an automatic camera:
+    query drives are not exposed like the reference drive, frame by frame."""
+    exposure = np.exp(rng.uniform(np.log(0.7), np.log(1.45)))
+    gains = rng.uniform(0.88, 1.12, size=3)
+    return image * np.asarray(exposure * gains, np.float32)
+
+
 def tone_map(image: np.ndarray, style: ConditionStyle) -> np.ndarray:
     """Exposure, white balance, saturation and a filmic curve to display values in [0, 1]."""
     x = image * np.float32(style.exposure) * np.asarray(style.white_balance, np.float32)

@@ -108,12 +108,13 @@ def _car_motion(rng: np.random.Generator, s: np.ndarray, reference: bool):
     if reference:
         lateral = LANE_OFFSET + 0.08 * np.sin(s / 23.0)
         return lateral, np.zeros_like(s), np.zeros_like(s), np.zeros_like(s)
-    # drift towards the centre line more often than towards the parked cars
-    bias = rng.uniform(-0.7, -0.1) if rng.random() < 0.7 else rng.uniform(0.1, 0.3)
-    lateral = LANE_OFFSET + bias + 0.1 * np.sin(s / rng.uniform(15, 40) + rng.uniform(0, 6.3))
-    heading = np.radians(rng.uniform(-1.2, 1.2) + rng.normal(0.0, 0.5, size=s.shape))
-    pitch = np.radians(rng.normal(0.0, 0.3, size=s.shape))
-    roll = np.radians(rng.normal(0.0, 0.3, size=s.shape))
+    # Another drive on another day: another position in the lane (towards the centre line more often
+    # than towards the parked cars, sometimes straddling it), weaving, and a rig that sits differently.
+    bias = rng.uniform(-1.5, -0.2) if rng.random() < 0.7 else rng.uniform(0.1, 0.4)
+    lateral = LANE_OFFSET + bias + 0.35 * np.sin(s / rng.uniform(15, 40) + rng.uniform(0, 6.3))
+    heading = np.radians(rng.uniform(-2.5, 2.5) + rng.normal(0.0, 1.0, size=s.shape))
+    pitch = np.radians(rng.uniform(-1.0, 1.0) + rng.normal(0.0, 0.5, size=s.shape))
+    roll = np.radians(rng.normal(0.0, 0.5, size=s.shape))
     return lateral, heading, pitch, roll
 
 
@@ -132,7 +133,8 @@ def make_traversal(preset: SynthPreset, world: World, condition: str) -> Travers
         world_from_car[:3, 3] = [xy[index, 0], xy[index, 1], 0.0]
         timestamp = start_us + int(round(arc / CAR_SPEED * 1e6)) + index  # + index: strictly increasing
         frames.append(Frame(condition, location, index, timestamp, world_from_car))
-    transients = _transients(world, rng_for(world.seed, 300, CONDITION_INDEX[condition]), s)
+    transients = Quads.concat([_transients(world, rng_for(world.seed, 300, CONDITION_INDEX[condition]), s),
+                               _traffic(world, rng_for(world.seed, 310, CONDITION_INDEX[condition]), s)])
     azimuth = float(rng_for(world.seed, 400, CONDITION_INDEX[condition]).uniform(0, 2 * np.pi))
     return Traversal(condition, frames, transients, azimuth)
 
@@ -141,7 +143,7 @@ def _transients(world: World, rng: np.random.Generator, frame_s: np.ndarray) -> 
     """Parked cars and pedestrians of one traversal, near its frames only (the rest is unseen)."""
     builder = QuadBuilder()
     frame_xy, _ = world.route.pose_2d(frame_s, 0.0)
-    occupancy = rng.uniform(0.1, 0.35)
+    occupancy = rng.uniform(0.15, 0.6)
     walkers = rng.uniform(0.04, 0.14)
     for slots, probability, is_car in ((world.parking, occupancy, True), (world.sidewalk, walkers, False)):
         draws = rng.random(len(slots))
@@ -164,6 +166,33 @@ def _transients(world: World, rng: np.random.Generator, frame_s: np.ndarray) -> 
                 height = 1.55 + 0.35 * sizes[k, 0]
                 for axis in (forward, left):
                     builder.add(centre - axis * 0.3, axis, [0.0, 0.0, 1.0], 0.6, height, Kind.PEDESTRIAN, int(params[k]))
+    return builder.build()
+
+
+def _traffic(world: World, rng: np.random.Generator, frame_s: np.ndarray) -> Quads:
+    """Moving traffic frozen at the traversal's frames: a car following in the own lane (rear camera) and
+    oncoming cars in the other lane (rear and right cameras); never closer than 6 m to a frame's car."""
+    builder = QuadBuilder()
+    if len(frame_s) == 0:
+        return builder.build()
+    arcs, lanes = [], []
+    for s in frame_s:
+        if rng.random() < 0.35:
+            arcs.append(s - rng.uniform(7.0, 16.0))
+            lanes.append(LANE_OFFSET)
+        for _ in range(int(rng.integers(0, 3))):
+            arcs.append(s + rng.uniform(-25.0, 25.0))
+            lanes.append(-LANE_OFFSET)
+    params = rng.integers(0, 2**31 - 1, size=len(arcs))
+    sizes = rng.uniform(0.0, 1.0, size=(len(arcs), 3))
+    for k, (arc, lateral) in enumerate(zip(arcs, lanes)):
+        if lateral == LANE_OFFSET and np.min(np.abs(frame_s - arc)) < 6.0:
+            continue
+        xy, heading = world.route.pose_2d(np.array([arc]), np.array([lateral]))
+        direction = 1.0 if lateral == LANE_OFFSET else -1.0
+        forward = direction * np.array([np.cos(heading[0]), np.sin(heading[0]), 0.0])
+        size = (4.0 + 1.2 * sizes[k, 0], 1.75 + 0.2 * sizes[k, 1], 1.4 + 0.6 * sizes[k, 2])
+        builder.add_box(np.array([xy[0, 0], xy[0, 1], 0.0]), forward, size, Kind.CAR, int(params[k]))
     return builder.build()
 
 
