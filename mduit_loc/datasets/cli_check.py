@@ -1,7 +1,7 @@
 """``mduit-loc check DIR``: recognise a dataset folder, validate it, and summarise it.
 
-Layouts: RobotCar Seasons (real, or the synthetic benchmark with its ``synth.json``), a COLMAP
-model + image folder, or a folder per appearance domain (the same detection as ``open_dataset``).
+Layouts: RobotCar Seasons (real, or the synthetic benchmark with its ``synth.json`` and aligned
+set), a COLMAP model + image folder, or a folder per appearance domain (the same detection as ``open_dataset``).
 A file that cannot be parsed stops the check with the reader's one-line error (file, line,
 expectation). Everything else is collected: each problem is one line, and any problem makes
 the command exit non-zero. Warnings (optional files absent, suspicious calibration) do not.
@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets import robotcar_files as files
+from mduit_loc.datasets.aligned import ALIGNED_DIR, ALIGNED_LIST, AlignedSet, has_aligned_set, read_aligned_set
 from mduit_loc.datasets.colmap_text import find_model_folder, read_colmap_model
 from mduit_loc.datasets.images import IMAGE_SUFFIXES, load_image
 from mduit_loc.datasets.layout import ALL_CONDITIONS, CAMERAS, canonical_name, day_or_night
@@ -58,6 +59,7 @@ class CheckReport:
     images_decoded: int = 0
     model_points: int | None = None         # 3D points of the map model(s), when parsed
     model_measurements: int | None = None   # their 2D measurements (NVM)
+    aligned: AlignedSet | None = None       # the aligned set of a synthetic benchmark, when it has one
 
     @property
     def ok(self) -> bool:
@@ -132,6 +134,8 @@ def check_dataset(path: str | Path, image_root: str | Path | None = None,
         _check_robotcar_files(dataset, sources, report)
     if layout == LAYOUT_SYNTHETIC:
         _check_test_ground_truth(dataset, report)
+    if layout in (LAYOUT_ROBOTCAR, LAYOUT_SYNTHETIC):
+        _check_aligned_set(dataset, layout, report)
     return report
 
 
@@ -310,6 +314,25 @@ def _check_test_ground_truth(dataset: LocalizationDataset, report: CheckReport) 
         report.problems.append(f"{path}: no ground truth for test query {name}")
 
 
+def _check_aligned_set(dataset: LocalizationDataset, layout: str, report: CheckReport) -> None:
+    """The aligned set (aligned/aligned.txt) parses, its images exist and are database poses."""
+    if not has_aligned_set(dataset.root):
+        if layout == LAYOUT_SYNTHETIC:
+            report.warnings.append(f"no aligned set ({ALIGNED_DIR}/{ALIGNED_LIST}): rendered by an older "
+                                   "'mduit-loc synth'; re-render with --overwrite to get one")
+        return
+    try:
+        report.aligned = read_aligned_set(dataset.root)
+    except MduitError as err:
+        report.problems.append(str(err))
+        return
+    database = dataset.database_by_name()
+    for pose in report.aligned.poses:
+        if pose.database_name not in database:
+            report.problems.append(f"{report.aligned.folder / ALIGNED_LIST}: {pose.camera}/{pose.timestamp} is not "
+                                   f"the pose of a database image ({pose.database_name} is not in the NVM model)")
+
+
 # --- summary ------------------------------------------------------------------------------
 def _day_night(condition: str) -> str:
     try:
@@ -353,6 +376,9 @@ def summary_table(report: CheckReport) -> str:
         measurements = (f" ({report.model_measurements} measurements)"
                         if report.model_measurements is not None else "")
         lines.append(f"3D points: {report.model_points}{measurements}")
+    if report.aligned is not None:
+        lines.append(f"aligned set: {len(report.aligned.poses)} database poses x {len(report.aligned.conditions)} "
+                     f"conditions ({ALIGNED_DIR}/)")
     lines.append(f"images: {report.images_listed} listed, {report.images_missing} missing, "
                  f"{report.images_decoded} decoded")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import pytest
 
 from mduit_loc.cli import main
 from mduit_loc.datasets import robotcar_files as files
+from mduit_loc.datasets.aligned import write_aligned_list
 from mduit_loc.datasets.cli_check import (
     LAYOUT_COLMAP,
     LAYOUT_DOMAINS,
@@ -16,6 +17,7 @@ from mduit_loc.datasets.cli_check import (
     CheckOptions,
     check_dataset,
     detect_layout,
+    summary_table,
 )
 from mduit_loc.datasets.colmap_text import ColmapImage, write_colmap_text
 from mduit_loc.datasets.images import save_image
@@ -226,3 +228,22 @@ def test_oversized_image_is_one_problem_line(mini_copy, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20)  # the fixture's images are 8x8
     report = check_dataset(mini_copy, options=FULL)
     assert len(report.problems) == 5 and all("decompression-bomb limit" in p for p in report.problems)
+
+
+def test_aligned_set_is_summarised_and_its_problems_are_one_line_each(mini_copy):
+    names = [f"{c}/rear/1417176456183210.jpg" for c in ("overcast-reference", "night")]
+    for name in names:
+        save_image(mini_copy / "aligned" / name, np.zeros((8, 8, 3), np.uint8))
+    write_aligned_list(mini_copy, names)
+    report = check_dataset(mini_copy, options=FULL)
+    assert report.ok and "aligned set: 1 database poses x 2 conditions (aligned/)" in summary_table(report)
+    save_image(mini_copy / "aligned" / "night/rear/5.jpg", np.zeros((8, 8, 3), np.uint8))
+    write_aligned_list(mini_copy, names + ["night/rear/5.jpg"])
+    report = check_dataset(mini_copy, options=FULL)
+    list_path = mini_copy / "aligned" / "aligned.txt"
+    assert report.problems == [f"{list_path}:3: expected every pose under the same conditions as the first "
+                               "(overcast-reference, night), got 'rear/5 differs in overcast-reference'"]
+    write_aligned_list(mini_copy, ["night/rear/5.jpg"])
+    report = check_dataset(mini_copy, options=FULL)
+    assert report.problems == [f"{list_path}: rear/5 is not the pose of a database image "
+                               "(overcast-reference/rear/5.jpg is not in the NVM model)"]

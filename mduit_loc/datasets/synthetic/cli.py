@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
+from mduit_loc.datasets.layout import ALL_CONDITIONS
 from mduit_loc.datasets.synthetic.presets import PRESETS, get_preset
 
 
@@ -33,7 +34,10 @@ def run(args) -> int:
                       overwrite=args.overwrite)
     print(f"wrote {result.n_database} database and {result.n_queries} query images "
           f"({preset.n_locations} locations, {preset.image_size} px, {result.n_train_frames} train / "
-          f"{result.n_test_frames} test query frames) to {result.root} in {result.seconds:.1f} s", file=sys.stderr)
+          f"{result.n_test_frames} test query frames) and an aligned set of {result.n_aligned_poses} poses x "
+          f"{len(ALL_CONDITIONS)} conditions to {result.root} in {result.seconds:.1f} s ("
+          + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in result.stage_seconds.items()) + ")",
+          file=sys.stderr)
     if args.preview:
         print(f"preview: {write_preview(result.root)}", file=sys.stderr)
     return 0

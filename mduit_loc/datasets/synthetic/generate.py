@@ -5,7 +5,9 @@ extrinsics, ``3D-models/all-merged/all.nvm`` (database poses and 3D points from 
 observed by every nearby database image that sees it: ``tracks``), per-location query lists and
 COLMAP models (images named ``.png`` as in the real dataset), ``robotcar_v2_train.txt`` / ``robotcar_v2_test.txt``
 (rear camera, as the real v2 files), the test ground truth of all cameras in
-``ground_truth/robotcar_v2_test_gt.txt`` and ``synth.json`` (what was generated).
+``ground_truth/robotcar_v2_test_gt.txt``, the aligned set (``aligned/``: ``preset.aligned_poses``
+database poses rendered under every condition, see ``mduit_loc.datasets.aligned``) and ``synth.json``
+(what was generated).
 Every random choice is seeded from (seed, purpose, condition, location, frame), so a re-run
 writes the same bytes, whatever the number of worker processes.
 """
@@ -22,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mduit_loc.datasets.aligned import ALIGNED_DIR, write_aligned_list
+from mduit_loc.datasets.images import save_image
 from mduit_loc.datasets.layout import ALL_CONDITIONS, CAMERAS, QUERY_CONDITIONS, REFERENCE_CONDITION
 from mduit_loc.datasets.robotcar_writer import RobotCarSeasonsWriter
 from mduit_loc.datasets.synthetic.appearance import Scene, depth_map, render_view
@@ -35,7 +39,7 @@ from mduit_loc.datasets.synthetic.world import World, build_world
 from mduit_loc.errors import MduitError
 from mduit_loc.io_utils import write_json_atomic
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2               # 2: multi-view tracks, .png names in the location models, aligned/
 MANIFEST = "synth.json"          # written last: its presence marks a complete dataset
 RENDERING_MARKER = ".mduit-synth-rendering"  # present while rendering (and after an interrupted run)
 
@@ -48,6 +52,8 @@ class SynthResult:
     n_train_frames: int
     n_test_frames: int
     seconds: float
+    n_aligned_poses: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # images, aligned set, 3D points, tracks
 
 
 @dataclass
@@ -107,12 +113,15 @@ def _init_worker(preset: SynthPreset, seed: int) -> None:
     _WORKER_TOWN = Town.build(preset, seed)
 
 
-def _render_job(job: tuple[str, int, str]) -> np.ndarray:
+RenderJob = tuple[str, int, str, str | None]  # Town.render's condition, frame index, camera, appearance
+
+
+def _render_job(job: RenderJob) -> np.ndarray:
     assert _WORKER_TOWN is not None
     return _WORKER_TOWN.render(*job)
 
 
-def _render_all(town: Town, jobs: list[tuple[str, int, str]], workers: int, seed: int, progress: bool):
+def _render_all(town: Town, jobs: list[RenderJob], workers: int, seed: int, progress: bool):
     """Yields (job, image) in job order; the order never depends on the number of workers."""
     bar = _progress(len(jobs), progress)
     if workers <= 1:
@@ -174,24 +183,44 @@ def generate(root: str | Path, preset: SynthPreset, seed: int = 0, workers: int 
     root = Path(root)
     prepare_output(root, overwrite)
     town = Town.build(preset, seed)
+    stage_seconds: dict[str, float] = {}
     writer = RobotCarSeasonsWriter(root)
     for camera in CAMERAS:
         writer.write_intrinsics(camera, intrinsics_for(camera, preset.image_size))
         writer.write_extrinsics(camera, car_from_camera(camera))
 
-    jobs = [(condition, frame.index, camera) for condition in ALL_CONDITIONS
-            for frame in town.traversals[condition].frames for camera in CAMERAS]
+    jobs: list[RenderJob] = [(condition, frame.index, camera, None) for condition in ALL_CONDITIONS
+                             for frame in town.traversals[condition].frames for camera in CAMERAS]
+    n_dataset_jobs = len(jobs)
+    aligned = aligned_poses(town)
+    # the reference condition's aligned images are the database images: copied, not rendered again
+    jobs += [(REFERENCE_CONDITION, index, camera, condition) for index, camera in aligned
+             for condition in QUERY_CONDITIONS]
     grid = pixel_grid(preset.image_size, preset.points_per_image)
     grid_colours: dict[tuple[int, str], np.ndarray] = {}
-    for (condition, index, camera), image in _render_all(town, jobs, workers, seed, progress):
+    stage_started = time.perf_counter()
+    for k, (job, image) in enumerate(_render_all(town, jobs, workers, seed, progress)):
+        condition, index, camera, appearance = job
         frame = town.traversals[condition].frames[index]
+        if k == n_dataset_jobs:
+            stage_seconds["images"] = time.perf_counter() - stage_started
+        if appearance is not None:
+            save_image(root / ALIGNED_DIR / appearance / camera / f"{frame.timestamp}.jpg", image,
+                       quality=preset.jpeg_quality)
+            continue
         writer.write_image(frame.name(camera), image, quality=preset.jpeg_quality)
         if condition == REFERENCE_CONDITION:
             grid_colours[(index, camera)] = image[grid[:, 0], grid[:, 1]]
-
+    stage_seconds.setdefault("images", time.perf_counter() - stage_started)
     reference = town.traversals[REFERENCE_CONDITION]
+    _write_aligned_set(root, writer, reference, aligned)
+    stage_seconds["aligned set"] = time.perf_counter() - stage_started - stage_seconds["images"]
+
+    stage_started = time.perf_counter()
     points = database_points(town.scene(REFERENCE_CONDITION), preset, grid_colours)
+    stage_seconds["3D points"] = time.perf_counter() - stage_started
     points = add_tracks(town.scene(REFERENCE_CONDITION), preset, points, progress)
+    stage_seconds["tracks"] = time.perf_counter() - stage_started - stage_seconds["3D points"]
     _write_models(writer, town, reference, points)
     train = split_frames(town, seed)
     n_train, n_test = _write_queries(writer, town, train)
@@ -202,9 +231,39 @@ def generate(root: str | Path, preset: SynthPreset, seed: int = 0, workers: int 
         "preset": asdict(preset), "database_images": n_db, "query_images": n_queries,
         "train_frames": n_train, "test_frames": n_test, "locations": preset.n_locations,
         "route_length_m": round(town.world.route.length, 3),
+        "aligned_poses": len(aligned), "aligned_conditions": list(ALL_CONDITIONS),
     })
     (root / RENDERING_MARKER).unlink()
-    return SynthResult(root, n_db, n_queries, n_train, n_test, time.perf_counter() - started)
+    return SynthResult(root, n_db, n_queries, n_train, n_test, time.perf_counter() - started, len(aligned),
+                       stage_seconds)
+
+
+def aligned_poses(town: Town) -> list[tuple[int, str]]:
+    """(frame index, camera) of the aligned set's database poses: ``preset.aligned_poses`` of them (all
+    when there are fewer), evenly spread along the route (so over every location), the cameras in turn."""
+    if town.preset.aligned_poses < 0:
+        raise MduitError(f"synthetic preset {town.preset.name!r}: aligned_poses must be >= 0, "
+                         f"got {town.preset.aligned_poses}")
+    frames = town.traversals[REFERENCE_CONDITION].frames
+    count = min(town.preset.aligned_poses, len(frames) * len(CAMERAS))
+    if count == len(frames) * len(CAMERAS):
+        return [(frame.index, camera) for frame in frames for camera in CAMERAS]
+    # at most 3 consecutive picks share a frame (count < 3 frames), and they take different cameras
+    return [(frames[(2 * j + 1) * len(frames) // (2 * count)].index, CAMERAS[j % len(CAMERAS)])
+            for j in range(count)]
+
+
+def _write_aligned_set(root: Path, writer: RobotCarSeasonsWriter, reference: Traversal,
+                       aligned: list[tuple[int, str]]) -> None:
+    """The reference images of the aligned poses (copies of the database images) and the list."""
+    names = []
+    for index, camera in aligned:
+        frame = reference.frames[index]
+        target = root / ALIGNED_DIR / REFERENCE_CONDITION / camera / f"{frame.timestamp}.jpg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(writer.image_path(frame.name(camera)), target)
+        names += [f"{condition}/{camera}/{frame.timestamp}.jpg" for condition in ALL_CONDITIONS]
+    write_aligned_list(root, names)
 
 
 def _write_models(writer: RobotCarSeasonsWriter, town: Town, reference: Traversal, points: DatabasePoints) -> None:
