@@ -14,7 +14,8 @@ import json
 import math
 import os
 import re
-import tempfile
+import secrets
+import shutil
 from pathlib import Path
 from typing import IO, Generator, Iterator, Sequence
 
@@ -29,23 +30,64 @@ _BOM = "\ufeff"
 _NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1f\x7f\udc80-\udcff]")
 
 
+def temporary_name(name: str) -> str:
+    """``.NAME.PID-TOKEN.tmp``: hidden, and naming the writing process, so a later run can tell a dead
+    writer's leftover (``output_lock.clean_stale_temporaries``) from a live writer's file."""
+    return f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+
+
+def create_temporary(path: Path) -> Path:
+    """An empty new file named ``temporary_name`` beside ``path``, with the usual permissions
+    (0666 minus the umask; ``mkstemp`` would make it 0600 whatever the umask)."""
+    while True:
+        tmp = path.parent / temporary_name(path.name)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:  # pragma: no cover - a 32-bit token collision
+            continue
+        return tmp
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
 
-    For writers that need a file name (h5py, faiss, torch.save, PIL).
+    For writers that need a file name (h5py, faiss, torch.save, PIL). The file exists (empty) and
+    gets the permissions of a plainly created file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = create_temporary(path)
     try:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def link_or_copy(source: str | Path, target: str | Path) -> None:
+    """Atomically make ``target`` a hard link of ``source`` (a copy where links are not possible).
+
+    For files that are only ever replaced, never changed in place (everything written here).
+    """
+    with atomic_path(target) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:  # file systems without hard links, another device
+            shutil.copyfile(source, tmp)
+
+
+def link_tree(source: str | Path, target: str | Path) -> None:
+    """``target`` as a tree of hard links (or copies) of the files under ``source``."""
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+
+    shutil.copytree(source, target, copy_function=link, dirs_exist_ok=True)
 
 
 @contextlib.contextmanager
@@ -68,6 +110,28 @@ def write_json_atomic(path: str | Path, data) -> None:
 
 
 # --- text input ----------------------------------------------------------------------------
+def read_json_file(path: str | Path, what: str, hint: str = "") -> object:
+    """A JSON file (UTF-8, with or without a BOM); every problem is an ``MduitError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(path, what, hint)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise MduitError(f"{path}: cannot read the {what} ({err.strerror or err})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise FormatError(path, line, f"UTF-8 JSON (byte 0x{data[err.start]:02x} is not UTF-8)") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise FormatError(path, err.lineno, f"valid JSON ({what})", got=err.msg) from None
+    except RecursionError:
+        raise FormatError(path, None, f"valid JSON ({what})", got="nesting too deep") from None
+
+
 def _not_text_error(path: Path, number: int, line: str, match: re.Match) -> FormatError:
     char, column = match.group(), match.start() + 1
     if "\udc80" <= char <= "\udcff":
@@ -111,6 +175,12 @@ def read_text_lines(path: str | Path, what: str = "file", comments: bool = True,
                     yield number, stripped
         except OSError as err:
             raise MduitError(f"{path}:{number + 1}: cannot read the {what} ({err.strerror or err})") from None
+
+
+def leaves_folder(name: str) -> bool:
+    """Whether a name stored relative to a folder (an image name) would lead out of it: empty,
+    absolute, or with a ``..`` component. Such names are refused wherever they are read."""
+    return not name or name.startswith("/") or ".." in name.split("/")
 
 
 def parse_floats(tokens: Sequence[str], path: str | Path, number: int | None, expected: str,

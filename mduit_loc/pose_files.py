@@ -80,3 +80,18 @@ def write_pairs(path: str | Path, pairs: Mapping[str, Iterable[str]]) -> None:
                     raise MduitError(f"image names with spaces cannot be written to a pairs file: "
                                      f"{query!r}, {db_name!r}")
                 handle.write(f"{query} {db_name}\n")
+
+
+def unwritable_name(name: str) -> bool:
+    """A name the pairs and poses formats cannot carry: empty, with whitespace (their separator), or
+    starting with ``#`` (a comment on reading)."""
+    return not name or name.startswith("#") or any(c.isspace() for c in name)
+
+
+def check_token_names(names: Iterable[str], what: str, where: str = "") -> None:
+    """Refuse, before any work is done, names that pairs/poses files cannot hold; lists the first few."""
+    bad = [name for name in names if unwritable_name(name)]
+    if bad:
+        shown = ", ".join(repr(name) for name in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise MduitError(f"{where}{len(bad)} {what} name(s) cannot be written to the hloc pairs and poses files "
+                         f"(whitespace separates their fields, '#' starts a comment): {shown}; rename these files")

@@ -1,5 +1,7 @@
 """Atomic outputs (complete or absent, no temporaries left) and the shared text-line reader."""
 import json
+import os
+import re
 
 import pytest
 
@@ -10,6 +12,7 @@ from mduit_loc.io_utils import (
     atomic_path,
     parse_floats,
     parse_int,
+    read_json_file,
     read_text_lines,
     write_json_atomic,
     write_text_atomic,
@@ -137,3 +140,37 @@ def test_parse_int_bounds():
     for token in ("-1", "10", "1.5", "nan", "²", "9" * 5000):
         with pytest.raises(FormatError):
             parse_int(token, "f.txt", 1, "an integer", minimum=0, maximum=9)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_written_files_get_the_usual_permissions_not_0600(tmp_path, umask):
+    """Issue 12 item 14: 0666 minus the umask, as a plain open() would give (mkstemp gave 0600)."""
+    from mduit_loc.output_set import staged_outputs
+
+    old = os.umask(umask)
+    try:
+        write_text_atomic(tmp_path / "a.txt", "x")
+        with atomic_path(tmp_path / "b.h5") as tmp:
+            assert re.fullmatch(rf"\.b\.h5\.{os.getpid()}-[0-9a-f]{{8}}\.tmp", tmp.name)  # names its writer
+            tmp.write_bytes(b"x")
+        with staged_outputs(tmp_path / "set", ["c.txt"]) as staged:
+            assert staged.staging.stat().st_mode & 0o777 == 0o777 & ~umask
+            write_text_atomic(staged.path("c.txt"), "x")
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "a.txt", tmp_path / "b.h5", tmp_path / "set" / "c.txt"):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+
+
+def test_json_files_with_bad_bytes_or_syntax_are_named_errors(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_bytes(b'{"a":\n "\xff"}')
+    with pytest.raises(FormatError, match=r"run.json:2: expected UTF-8 JSON \(byte 0xff"):
+        read_json_file(path, "run description")
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"a": [1, 2,]}')
+    with pytest.raises(FormatError, match=r"run.json:1: expected valid JSON \(run description\)"):
+        read_json_file(path, "run description")
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"a": 1}')  # a BOM is accepted
+    assert read_json_file(path, "run description") == {"a": 1}
+    with pytest.raises(DataNotFoundError, match="run description not found"):
+        read_json_file(tmp_path / "none.json", "run description")

@@ -11,14 +11,15 @@ that masks and the collapse of translated variants are vectorised.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
-from mduit_loc.io_utils import atomic_open
+from mduit_loc.errors import FormatError, MduitError
+from mduit_loc.io_utils import atomic_open, leaves_folder, parse_floats, read_text_lines
 from mduit_loc.poses import Pose
 
 ORIGINAL = "original"
@@ -97,8 +98,11 @@ class DatabaseTable:
 
 def write_table(path: str | Path, table: DatabaseTable) -> None:
     for name in [*table.image_names, *table.appearances, *table.cameras]:
-        if any(c in name for c in "\t\n\r"):
+        if any(c in name for c in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"):
             raise MduitError(f"names with tabs or line breaks cannot be stored in {Path(path).name}: {name!r}")
+    for name in table.image_names:
+        if leaves_folder(name):
+            raise MduitError(f"image names must be relative to the image folder (not absolute, no '..'): {name!r}")
     with atomic_open(path, "w", encoding="utf-8") as handle:
         handle.write("\t".join(COLUMNS) + "\n")
         for vector_id, (image, appearance) in enumerate(zip(table.vector_images, table.vector_appearances)):
@@ -109,53 +113,62 @@ def write_table(path: str | Path, table: DatabaseTable) -> None:
                          f"{'-' if location == NO_LOCATION else location}\t{pose}\n")
 
 
-def _parse_row(tokens: list[str], path: Path, number: int, expected_id: int):
+def _parse_row(line: str, path: Path, number: int, expected_id: int):
+    tokens = line.split("\t")
     if len(tokens) != len(COLUMNS):
-        raise FormatError(path, number, f"{len(COLUMNS)} tab-separated columns ({' '.join(COLUMNS)})",
-                          got="\t".join(tokens))
+        raise FormatError(path, number, f"{len(COLUMNS)} tab-separated columns ({' '.join(COLUMNS)})", got=line)
     try:
         vector_id = int(tokens[0])
         location = NO_LOCATION if tokens[4] == "-" else int(tokens[4])
-        pose = [float(v) for v in tokens[5:]]
     except ValueError:
-        raise FormatError(path, number, "an integer id, a location (integer or -) and 7 pose numbers",
-                          got="\t".join(tokens)) from None
+        raise FormatError(path, number, "an integer id and a location (integer or -)", got=line) from None
     if vector_id != expected_id:
         raise FormatError(path, number, f"vector ids in order, {expected_id} here", got=tokens[0])
-    return tokens[1], tokens[2], tokens[3], location, pose
+    if location < 0 and location != NO_LOCATION:
+        raise FormatError(path, number, "a location >= 0 (or -)", got=tokens[4])
+    name, appearance, camera = tokens[1:4]
+    if leaves_folder(name):
+        raise FormatError(path, number, "an image name relative to the image folder (not absolute, no '..')",
+                          got=name)
+    if not appearance:
+        raise FormatError(path, number, "an appearance name (original, or the target appearance)", got=line)
+    pose = parse_floats(tokens[5:], path, number, "7 pose numbers qw qx qy qz tx ty tz", got=line)
+    if math.hypot(*pose[:4]) < 1e-12:
+        raise FormatError(path, number, "a quaternion of non-zero norm", got=" ".join(tokens[5:9]))
+    return name, appearance, camera, location, pose
 
 
 def read_table(path: str | Path) -> DatabaseTable:
+    """The table written by ``write_table``; every row checked (a bad pose, id or name is a
+    ``FormatError`` naming the file and line, not an error at query time)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(path, "index database table")
     image_index: dict[str, int] = {}
     names: list[str] = []
     cams: list[str] = []
     locs: list[int | None] = []
-    poses: list[Pose] = []
+    poses: list[list[float]] = []
     appearances = [ORIGINAL]
     vector_images: list[int] = []
     vector_appearances: list[int] = []
-    with open(path, encoding="utf-8") as handle:
-        header = handle.readline().rstrip("\n").split("\t")
-        if tuple(header) != COLUMNS:
-            raise FormatError(path, 1, "the header " + " ".join(COLUMNS), got=" ".join(header))
-        for number, line in enumerate(handle, start=2):
-            if not line.strip():
-                continue
-            name, appearance, camera, location, pose = _parse_row(
-                line.rstrip("\n").split("\t"), path, number, len(vector_images))
-            if name not in image_index:
-                image_index[name] = len(names)
-                names.append(name)
-                cams.append(camera)
-                locs.append(location)
-                poses.append(pose)
-            if appearance not in appearances:
-                appearances.append(appearance)
-            vector_images.append(image_index[name])
-            vector_appearances.append(appearances.index(appearance))
+    # Each line is stripped by the reader; the first and last columns are numbers, so no column is lost.
+    lines = read_text_lines(path, "index database table", comments=False)
+    number, header = next(lines, (1, ""))
+    if number != 1 or tuple(header.split("\t")) != COLUMNS:
+        raise FormatError(path, 1, "the header " + " ".join(COLUMNS), got=header if number == 1 else "")
+    for number, line in lines:
+        name, appearance, camera, location, pose = _parse_row(line, path, number, len(vector_images))
+        if name not in image_index:
+            image_index[name] = len(names)
+            names.append(name)
+            cams.append(camera)
+            locs.append(location)
+            poses.append(pose)
+        elif (camera, location, pose) != (cams[image_index[name]], locs[image_index[name]], poses[image_index[name]]):
+            raise FormatError(path, number, f"the camera, location and pose of {name!r} as on its first row")
+        if appearance not in appearances:
+            appearances.append(appearance)
+        vector_images.append(image_index[name])
+        vector_appearances.append(appearances.index(appearance))
     camera_names = sorted(set(cams))
     return DatabaseTable(
         image_names=names,

@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from mduit_loc.datasets.images import ImageListDataset, load_image
 from mduit_loc.errors import ConfigMismatchError, MduitError
-from mduit_loc.io_utils import atomic_path
+from mduit_loc.io_utils import atomic_path, link_or_copy
+from mduit_loc.output_lock import clean_stale_temporaries
 from mduit_loc.retrieval import h5_io
 from mduit_loc.runtime import default_num_workers
 
@@ -114,12 +115,17 @@ def compute_descriptors(descriptor, paths: Sequence[str | Path], options: Extrac
     return vectors, ok, failed
 
 
+def _stored_checksum(path: Path) -> str | None:
+    with h5_io.open_h5(path) as handle:
+        stored = handle.attrs.get(CHECKSUM_ATTR)
+    return None if stored is None else str(stored)
+
+
 def _reusable(out_path: Path, descriptor, options: ExtractOptions, on_mismatch: str) -> bool:
     """Whether ``out_path`` holds descriptors of this very model that may be kept and appended to."""
     if not out_path.is_file() or options.overwrite:
         return False
-    with h5_io.open_h5(out_path) as handle:
-        stored = handle.attrs.get(CHECKSUM_ATTR)
+    stored = _stored_checksum(out_path)
     if stored is None or stored == descriptor.checksum:
         return True
     if on_mismatch == "replace":
@@ -131,28 +137,35 @@ def _reusable(out_path: Path, descriptor, options: ExtractOptions, on_mismatch: 
 
 def extract_to_h5(descriptor, paths: Sequence[str | Path], names: Sequence[str], out_path: str | Path,
                   options: ExtractOptions | None = None, desc: str = "extracting",
-                  on_mismatch: str = "error") -> ExtractReport:
+                  on_mismatch: str = "error", previous: str | Path | None = None) -> ExtractReport:
     """Describe ``paths`` and store them under ``names`` in ``out_path`` (hloc layout).
 
     The file records the model checksum (attribute ``mduit_descriptor_checksum``); a file written by
-    another model is refused (``on_mismatch='error'``) or started afresh (``'replace'``).
+    another model is refused (``on_mismatch='error'``) or started afresh (``'replace'``). Descriptors
+    already in ``previous`` (default: ``out_path`` itself; an index passes its committed file while
+    it writes into a staging folder) are reused; ``out_path`` is always written when it differs.
     """
     options = options or ExtractOptions()
     out_path = Path(out_path)
+    previous = out_path if previous is None else Path(previous)
+    clean_stale_temporaries(out_path.parent, names=[out_path.name])   # left by a killed run
     if len(paths) != len(names):
         raise ValueError("paths and names must have the same length")
     report = ExtractReport()
     todo = list(range(len(names)))
-    appending = _reusable(out_path, descriptor, options, on_mismatch)
+    appending = _reusable(previous, descriptor, options, on_mismatch)
     if appending:
-        with h5_io.open_h5(out_path) as handle:
+        with h5_io.open_h5(previous) as handle:
             todo = [i for i in todo if not h5_io.has_descriptor(handle, names[i])]
         report.already_present = len(names) - len(todo)
-    if not todo:
+    if not todo and previous == out_path:
+        return report
+    if not todo and _stored_checksum(previous) == descriptor.checksum:
+        link_or_copy(previous, out_path)   # nothing new: the staged file is the committed one
         return report
     with atomic_path(out_path) as tmp:
         if appending:
-            shutil.copyfile(out_path, tmp)
+            shutil.copyfile(previous, tmp)
         todo_paths = [Path(paths[i]) for i in todo]
         # The temporary file exists but is empty when there is nothing to append to.
         with h5_io.open_h5(tmp, "a" if appending else "w") as handle:

@@ -2,10 +2,11 @@
 
 Index directory layout (``mduit-loc index --out INDEX``)::
 
-    INDEX/manifest.json       written last (its presence marks a complete index): format version,
-                              descriptor {name, dim, checksum, image_size, spec}, index {type, nlist,
-                              pq_m, pq_nbits, nprobe, metric}, counts, dataset {root, image_root, kind},
-                              camera intrinsics, translation settings, creation time
+    INDEX/manifest.json       format version, descriptor {name, dim, checksum, image_size, spec},
+                              index {type, nlist, pq_m, pq_nbits, nprobe, metric}, counts, dataset
+                              {root, image_root, kind, nvm_path}, camera intrinsics, translation
+                              settings, creation time, the size and SHA-256 of every other file and
+                              a seal (``index_manifest``: how the manifest is bound to the vectors)
     INDEX/index.faiss         inner-product index over all vectors (IndexFlatIP / IndexIVFFlat /
                               IndexIVFPQ); vectors are L2-normalised, so scores are cosine similarities
     INDEX/database.tsv        vector id -> database image, appearance, camera, location, pose
@@ -15,6 +16,9 @@ Index directory layout (``mduit-loc index --out INDEX``)::
     INDEX/appearances.json    the target appearances used for translation (``--translate-db``)
     INDEX/translations/       translated images, ``<appearance>/<image>`` (``--save-translations``)
     INDEX/failed_images.txt   database images left out with ``--on-error skip``
+
+All files of an index are one output set (``output_set``): a build writes them into a staging
+folder and moves them into place together, so a killed build leaves the previous index whole.
 
 Index types: ``flat`` (exact, default), ``ivf`` (IVF-Flat) and ``ivf-pq`` for large maps; the IVF
 types are trained on (a sample of) the vectors. ``nprobe`` is stored and can be overridden per query.
@@ -33,11 +37,15 @@ import numpy as np
 
 from mduit_loc import __version__
 from mduit_loc.errors import ConfigMismatchError, DataNotFoundError, FormatError, MduitError
-from mduit_loc.io_utils import atomic_path, write_json_atomic
+from mduit_loc.io_utils import atomic_path, read_json_file, write_json_atomic
+from mduit_loc.output_lock import settle
+from mduit_loc.retrieval import h5_io
 from mduit_loc.retrieval.db_table import DatabaseTable, read_table, write_table
+from mduit_loc.retrieval.extract import CHECKSUM_ATTR
+from mduit_loc.retrieval.index_manifest import INDEX_TYPES, seal, validate_manifest, verify_binding
 
 FORMAT = "mduit-loc-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2         # 2: files, seal and relative dataset paths in the manifest
 MANIFEST = "manifest.json"
 INDEX_FILE = "index.faiss"
 TABLE_FILE = "database.tsv"
@@ -46,7 +54,10 @@ TRANSLATIONS_FILE = "translations.h5"
 APPEARANCES_FILE = "appearances.json"
 TRANSLATIONS_DIR = "translations"
 FAILED_FILE = "failed_images.txt"
-INDEX_TYPES = ("flat", "ivf", "ivf-pq")
+# every file of an index, the output set a build replaces as a whole
+MEMBERS = (MANIFEST, INDEX_FILE, TABLE_FILE, DESCRIPTORS_FILE, TRANSLATIONS_FILE, APPEARANCES_FILE,
+           TRANSLATIONS_DIR, FAILED_FILE)
+_FAISS_CLASSES = {"flat": ("IndexFlatIP", "IndexFlat"), "ivf": ("IndexIVFFlat",), "ivf-pq": ("IndexIVFPQ",)}
 log = logging.getLogger(__name__)
 _MAX_TRAIN_POINTS_PER_CENTROID = 64  # FAISS wants >= 39; more costs training time, not recall
 
@@ -156,16 +167,17 @@ def make_manifest(descriptor_identity: dict, params: IndexParams, table: Databas
 
 
 def save_index(index_dir: str | Path, faiss_index, table: DatabaseTable, manifest: dict) -> Path:
-    """Write the FAISS index and the table, then the manifest (last, so it marks completeness)."""
+    """Write the FAISS index and the table, then the manifest sealed with the records of every file in
+    ``index_dir`` (a staging folder when ``build_index`` writes: see ``output_set``)."""
     import faiss
 
     index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
-    (index_dir / MANIFEST).unlink(missing_ok=True)
     with atomic_path(index_dir / INDEX_FILE) as tmp:
         faiss.write_index(faiss_index, str(tmp))
     write_table(index_dir / TABLE_FILE, table)
-    write_json_atomic(index_dir / MANIFEST, manifest)
+    files = [name for name in MEMBERS if name not in (MANIFEST, TRANSLATIONS_DIR)]
+    write_json_atomic(index_dir / MANIFEST, seal(manifest, index_dir, files))
     return index_dir
 
 
@@ -199,26 +211,62 @@ class LoadedIndex:
 
 
 def read_manifest(index_dir: str | Path) -> dict:
+    """The validated manifest of ``index_dir`` (every field checked; see ``index_manifest``)."""
     index_dir = Path(index_dir)
     path = index_dir / MANIFEST
     if not index_dir.is_dir():
         raise DataNotFoundError(index_dir, "index directory", "build one with 'mduit-loc index'")
-    if not path.is_file():
-        raise DataNotFoundError(path, "index manifest",
-                                "the index is incomplete or was not built by 'mduit-loc index'; rebuild it")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise FormatError(path, err.lineno, "valid JSON", got=err.msg) from None
+    settle(index_dir)
+    manifest = read_json_file(path, "index manifest",
+                              "the index is incomplete or was not built by 'mduit-loc index'; rebuild it")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise FormatError(path, None, f"an index manifest with \"format\": \"{FORMAT}\"")
     if manifest.get("version") != FORMAT_VERSION:
         raise FormatError(path, None, f"index format version {FORMAT_VERSION} (rebuild the index)",
                           got=str(manifest.get("version")))
-    for key in ("descriptor", "index", "counts"):
-        if not isinstance(manifest.get(key), dict):
-            raise FormatError(path, None, f"a {key!r} section")
+    validate_manifest(manifest, path)
     return manifest
+
+
+def _check_faiss_index(faiss_index, manifest: dict, index_path: Path) -> None:
+    import faiss
+
+    params = manifest["index"]
+    kind, found = params["type"], type(faiss_index).__name__
+    if found not in _FAISS_CLASSES[kind]:
+        raise ConfigMismatchError(f"{index_path}: a {found}, but the manifest says \"type\": \"{kind}\"; "
+                                  "rebuild the index")
+    if faiss_index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise ConfigMismatchError(f"{index_path}: expected an inner-product index")
+    dim = manifest["descriptor"]["dim"]
+    if faiss_index.d != dim:
+        raise ConfigMismatchError(f"{index_path}: index dimension {faiss_index.d} but the manifest says {dim}")
+    if kind != "flat" and faiss_index.nlist != params["nlist"]:
+        raise ConfigMismatchError(f"{index_path}: {faiss_index.nlist} IVF lists, the manifest says {params['nlist']}")
+    if kind != "flat" and params["nprobe"] > params["nlist"]:
+        raise FormatError(index_path.parent / MANIFEST, None, f'"index.nprobe" at most nlist ({params["nlist"]})',
+                          got=str(params["nprobe"]))
+
+
+def _check_vector_records(index_dir: Path, manifest: dict) -> None:
+    """The model recorded inside the vector files is the manifest's (see ``index_manifest``)."""
+    checksum = manifest["descriptor"]["checksum"]
+    with h5_io.open_h5(index_dir / DESCRIPTORS_FILE) as handle:
+        stored = handle.attrs.get(CHECKSUM_ATTR)
+    if str(stored) != checksum:
+        raise ConfigMismatchError(f"{index_dir / MANIFEST}: says the vectors were computed by the model with checksum "
+                                  f"{checksum[:12]}..., but {DESCRIPTORS_FILE} records {str(stored)[:12]}...; the "
+                                  "manifest was edited or belongs to another index: rebuild the index")
+    if manifest.get("translation") and (index_dir / TRANSLATIONS_FILE).is_file():
+        with h5_io.open_h5(index_dir / TRANSLATIONS_FILE) as handle:
+            fingerprint = handle.attrs.get("fingerprint")
+        try:
+            recorded = json.loads(str(fingerprint)).get("descriptor")
+        except (ValueError, AttributeError):
+            recorded = None
+        if recorded != checksum:
+            raise ConfigMismatchError(f"{index_dir / TRANSLATIONS_FILE}: its descriptors were not computed by the "
+                                      f"model of {MANIFEST} ({checksum[:12]}...); rebuild the index")
 
 
 def load_index(index_dir: str | Path) -> LoadedIndex:
@@ -227,23 +275,24 @@ def load_index(index_dir: str | Path) -> LoadedIndex:
 
     index_dir = Path(index_dir)
     manifest = read_manifest(index_dir)
+    verify_binding(manifest, index_dir, index_dir / MANIFEST)
+    _check_vector_records(index_dir, manifest)
     index_path = index_dir / INDEX_FILE
-    if not index_path.is_file():
-        raise DataNotFoundError(index_path, "FAISS index file")
     try:
         faiss_index = faiss.read_index(str(index_path))
     except RuntimeError as err:
         raise FormatError(index_path, None, "a FAISS index", got=str(err).splitlines()[-1]) from None
+    _check_faiss_index(faiss_index, manifest, index_path)
     table = read_table(index_dir / TABLE_FILE)
-    dim = int(manifest["descriptor"]["dim"])
-    if faiss_index.d != dim:
-        raise ConfigMismatchError(f"{index_path}: index dimension {faiss_index.d} but the manifest says {dim}")
-    if faiss_index.ntotal != table.num_vectors or manifest["counts"].get("vectors") != table.num_vectors:
+    counts = manifest["counts"]
+    if faiss_index.ntotal != table.num_vectors or counts["vectors"] != table.num_vectors:
         raise ConfigMismatchError(f"{index_dir}: {faiss_index.ntotal} vectors in {INDEX_FILE}, "
                                   f"{table.num_vectors} rows in {TABLE_FILE}, "
-                                  f"{manifest['counts'].get('vectors')} in {MANIFEST}; rebuild the index")
-    if faiss_index.metric_type != faiss.METRIC_INNER_PRODUCT:
-        raise ConfigMismatchError(f"{index_path}: expected an inner-product index")
+                                  f"{counts['vectors']} in {MANIFEST}; rebuild the index")
+    if counts["images"] != table.num_images or counts["appearances"] != len(table.appearances):
+        raise ConfigMismatchError(f"{index_dir}: {table.num_images} images x {len(table.appearances)} appearances in "
+                                  f"{TABLE_FILE}, {counts['images']} x {counts['appearances']} in {MANIFEST}; "
+                                  "rebuild the index")
     return LoadedIndex(index_dir, manifest, faiss_index, table)
 
 

@@ -2,7 +2,8 @@
 
 See ``mduit_loc.retrieval.faiss_index`` for the layout of the index directory. Re-running on the same
 output resumes: descriptors already in ``descriptors.h5`` / ``translations.h5`` are reused when they
-were computed by the same model (and translator and appearances), unless ``overwrite``.
+were computed by the same model (and translator and appearances), unless ``overwrite``. The new
+files are staged and replace the old ones as a set at the end; a killed build loses only its own work.
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from mduit_loc.datasets.map_files import MapFiles
 from mduit_loc.datasets.types import LocalizationDataset
 from mduit_loc.errors import MduitError
 from mduit_loc.io_utils import atomic_open
+from mduit_loc.output_lock import output_lock
+from mduit_loc.output_set import OutputSet, staged_outputs
+from mduit_loc.pose_files import check_token_names
 from mduit_loc.retrieval import faiss_index, h5_io
 from mduit_loc.retrieval.db_table import ORIGINAL, DatabaseTable
 from mduit_loc.retrieval.descriptor_models import load_descriptor, load_translator
@@ -37,29 +41,31 @@ def open_database(db: str | Path | LocalizationDataset, image_root: str | None =
 
 def _write_failed(path: Path, failed: list[FailedImage]) -> None:
     if not failed:
-        path.unlink(missing_ok=True)
-        return
+        return   # not staged: the commit removes an earlier run's list
     with atomic_open(path, "w", encoding="utf-8") as handle:
         for failure in failed:
             handle.write(f"{failure.path}\t{failure.reason}\n")
-    log.warning("%d database image(s) could not be read and were left out; see %s", len(failed), path)
+    log.warning("%d database image(s) could not be read and were left out; see %s", len(failed),
+                path.parent.parent / path.name)
 
 
-def _translated_vectors(dataset, descriptor, names, paths, out: Path, options: IndexOptions, device):
+def _translated_vectors(dataset, descriptor, names, paths, staged: OutputSet, options: IndexOptions, device):
     """(appearance names, (M, A, D) vectors of the translated variants, translation manifest)."""
     translator_spec = options.translator or str(descriptor.spec)
     translator = load_translator(translator_spec, device)
     map_conditions = {image.condition for image in dataset.database}
     extract = options.extract
     appearances = choose_appearances(translator, dataset, options.appearances, map_conditions, extract)
-    write_appearances(out / faiss_index.APPEARANCES_FILE, appearances, options.appearances)
-    save_dir = out / faiss_index.TRANSLATIONS_DIR if options.save_translations else None
-    failed = translate_database(translator, descriptor, appearances, paths, names,
-                                out / faiss_index.TRANSLATIONS_FILE, extract, save_dir)
+    write_appearances(staged.path(faiss_index.APPEARANCES_FILE), appearances, options.appearances)
+    saving = options.save_translations
+    translations = staged.path(faiss_index.TRANSLATIONS_FILE)
+    failed = translate_database(translator, descriptor, appearances, paths, names, translations, extract,
+                                staged.path(faiss_index.TRANSLATIONS_DIR) if saving else None,
+                                previous_h5=staged.previous(faiss_index.TRANSLATIONS_FILE),
+                                previous_images=staged.previous(faiss_index.TRANSLATIONS_DIR) if saving else None)
     if failed:  # the same images were readable a moment ago
         raise MduitError(f"{len(failed)} database image(s) became unreadable while translating: {failed[0].path}")
-    per_appearance = [h5_io.read_descriptors(out / faiss_index.TRANSLATIONS_FILE, [f"{a.name}/{n}" for n in names])[1]
-                      for a in appearances]
+    per_appearance = [h5_io.read_descriptors(translations, [f"{a.name}/{n}" for n in names])[1] for a in appearances]
     manifest = {"translator": translator_spec, "translator_checksum": str(getattr(translator, "checksum", "")),
                 "appearances": [a.name for a in appearances], "options": asdict(options.appearances)}
     return [a.name for a in appearances], np.stack(per_appearance, axis=1), manifest
@@ -67,32 +73,43 @@ def _translated_vectors(dataset, descriptor, names, paths, out: Path, options: I
 
 def build_index(db: str | Path | LocalizationDataset, model: str | Path, out: str | Path,
                 options: IndexOptions | None = None) -> Path:
-    """Index the database of ``db`` described by ``model``; returns the index directory ``out``."""
-    options = options or IndexOptions()
-    dataset = open_database(db, options.image_root)
-    device = options.device
-    descriptor = load_descriptor(model, device)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Index the database of ``db`` described by ``model``; returns the index directory ``out``.
 
+    ``out`` is locked for the build (``output_lock``) and its files are replaced as one set at the end
+    (``output_set``): a build that fails or is killed leaves the previous index as it was.
+    """
+    options = options or IndexOptions()
+    out = Path(out)
+    with output_lock(out, "index"):
+        dataset = open_database(db, options.image_root)
+        names = [image.name for image in dataset.database]
+        check_token_names(names, "database image", f"{dataset.root}: ")
+        descriptor = load_descriptor(model, options.device)
+        with staged_outputs(out, faiss_index.MEMBERS) as staged:
+            _build(dataset, descriptor, staged, options)
+    return out
+
+
+def _build(dataset: LocalizationDataset, descriptor, staged: OutputSet, options: IndexOptions) -> None:
     names = [image.name for image in dataset.database]
     paths = [dataset.image_path(name) for name in names]
-    report = extract_to_h5(descriptor, paths, names, out / faiss_index.DESCRIPTORS_FILE, options.extract,
-                           desc="describing database", on_mismatch="replace")
+    report = extract_to_h5(descriptor, paths, names, staged.path(faiss_index.DESCRIPTORS_FILE), options.extract,
+                           desc="describing database", on_mismatch="replace",
+                           previous=staged.previous(faiss_index.DESCRIPTORS_FILE))
     failed_paths = {Path(f.path) for f in report.failed}
     kept = [i for i, path in enumerate(paths) if Path(path) not in failed_paths]
-    _write_failed(out / faiss_index.FAILED_FILE, report.failed)
+    _write_failed(staged.path(faiss_index.FAILED_FILE), report.failed)
     if not kept:
         raise MduitError(f"none of the {len(names)} database images could be read")
     images = [dataset.database[i] for i in kept]
     names = [names[i] for i in kept]
     paths = [paths[i] for i in kept]
-    _, originals = h5_io.read_descriptors(out / faiss_index.DESCRIPTORS_FILE, names)
+    _, originals = h5_io.read_descriptors(staged.path(faiss_index.DESCRIPTORS_FILE), names)
 
     appearance_names, vectors, translation = [ORIGINAL], originals[:, None, :], None
     if options.translate_db:
-        translated_names, translated, translation = _translated_vectors(dataset, descriptor, names, paths, out,
-                                                                        options, device)
+        translated_names, translated, translation = _translated_vectors(dataset, descriptor, names, paths, staged,
+                                                                        options, options.device)
         appearance_names += translated_names
         vectors = np.concatenate([vectors, translated], axis=1)
     # Image-major order: the A variants of database image i are vectors i*A ... i*A + A - 1.
@@ -102,9 +119,9 @@ def build_index(db: str | Path | LocalizationDataset, model: str | Path, out: st
     table = DatabaseTable.build(names, [i.camera for i in images], [i.location for i in images],
                                 [i.pose for i in images], appearance_names)
     params = faiss_index.resolve_params(options.params, len(vectors), descriptor.dim)
-    index = faiss_index.build_faiss_index(vectors, params, use_gpu=device.type == "cuda")
+    index = faiss_index.build_faiss_index(vectors, params, use_gpu=options.device.type == "cuda")
     intrinsics = {camera: asdict(k) for camera, k in dataset.intrinsics.items()}
     manifest = faiss_index.make_manifest(descriptor.describe_identity(), params, table,
                                          MapFiles.of(dataset).to_record(), intrinsics, translation,
                                          len(report.failed))
-    return faiss_index.save_index(out, index, table, manifest)
+    faiss_index.save_index(staged.staging, index, table, manifest)

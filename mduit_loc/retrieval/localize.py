@@ -11,9 +11,11 @@ import numpy as np
 from tqdm import tqdm
 
 from mduit_loc.datasets import open_dataset
-from mduit_loc.datasets.map_files import MapFiles, default_image_root
+from mduit_loc.datasets.map_files import MapFiles, default_image_root, is_inside
 from mduit_loc.datasets.types import Intrinsics, LocalizationDataset
 from mduit_loc.errors import DataNotFoundError, MduitError
+from mduit_loc.output_lock import output_lock
+from mduit_loc.pose_files import check_token_names
 from mduit_loc.poses import Pose
 from mduit_loc.retrieval.db_table import NO_LOCATION
 from mduit_loc.retrieval.descriptor_models import load_descriptor
@@ -43,9 +45,28 @@ class LocalizationResults:
     failed: list[FailedImage] = field(default_factory=list)
 
 
-def _query_items(queries, options: QueryOptions, manifest: dict, cameras: Sequence[str]) -> list[QueryItem]:
-    dataset_root = options.data or manifest.get("dataset", {}).get("root")
-    image_root = options.image_root or default_image_root(options.data) or manifest.get("dataset", {}).get("image_root")
+def _named_folders(index: Path, queries, options: QueryOptions) -> list[Path]:
+    """The folders a query may read through paths recorded in the index: the index itself and the folders
+    named by the caller (``--data``, ``--image-root``, ``--images`` folders, a dataset passed in)."""
+    named = [index, *(Path(p) for p in (options.data, options.image_root) if p)]
+    if isinstance(queries, LocalizationDataset):
+        named += [Path(queries.root), Path(queries.image_root)]
+    elif isinstance(queries, (list, tuple)):
+        named += [Path(q) for q in queries if isinstance(q, (str, Path)) and Path(q).is_dir()]
+    return named
+
+
+def _recorded_map(manifest: dict) -> MapFiles:
+    return MapFiles.from_record(dict(manifest.get("dataset") or {}))
+
+
+def _query_items(queries, options: QueryOptions, manifest: dict, cameras: Sequence[str],
+                 named: Sequence[Path] = ()) -> list[QueryItem]:
+    recorded = _recorded_map(manifest) if manifest.get("dataset") else None
+    # The recorded image folder names the queries and finds the images of list files (only images are read
+    # through it); the recorded map's own files (per-location lists) only inside the folders named.
+    dataset_root = options.data or (recorded.root if recorded and is_inside(recorded.root, named) else None)
+    image_root = options.image_root or default_image_root(options.data) or (recorded.image_root if recorded else None)
     if isinstance(queries, LocalizationDataset):
         chosen = [q for q in queries.queries if options.split == "all" or q.split == options.split]
         return [QueryItem(q.name, queries.image_path(q.name), q.camera, q.location) for q in chosen]
@@ -103,8 +124,14 @@ class _MapForRefinement:
     image_root: Path
 
     @classmethod
-    def load(cls, loaded: LoadedIndex, options: QueryOptions) -> _MapForRefinement:
-        files = MapFiles.from_record(dict(loaded.manifest.get("dataset") or {}))
+    def load(cls, loaded: LoadedIndex, options: QueryOptions, named: Sequence[Path] = ()) -> _MapForRefinement:
+        files = _recorded_map(loaded.manifest)
+        outside = files.outside(named)
+        if options.data is None and outside:
+            raise MduitError(f"--pose pnp reads the map's 3D structure, and {loaded.path / 'manifest.json'} records "
+                             f"it at {files.root} ({outside[0]} is outside the folders named on the command line); "
+                             f"pass --data {files.root} to use that map (paths recorded in an index are only followed "
+                             "inside the index or folders named on the command line)")
         intrinsics = _intrinsics(loaded.manifest)
         if options.data is not None:  # the map moved: take its files from the dataset given
             dataset = open_dataset(options.data, options.image_root)
@@ -143,11 +170,24 @@ class Localizer:
         self._map: _MapForRefinement | None = None
 
     def localize(self, queries, out: str | Path | None = None) -> LocalizationResults:
-        """``queries``: ``--images`` inputs, QueryItems or a dataset; ``out``: folder for the result files."""
+        """``queries``: ``--images`` inputs, QueryItems or a dataset; ``out``: folder for the result files,
+        locked while this runs (``output_lock``); its files are replaced together at the end (``output_set``)."""
+        if out is None:
+            return self._localize(queries, None)
+        with output_lock(out, "query"):
+            return self._localize(queries, Path(out))
+
+    def _localize(self, queries, out: Path | None) -> LocalizationResults:
         options, loaded = self.options, self.index
-        items = _query_items(queries, options, loaded.manifest, loaded.table.cameras)
+        named = _named_folders(loaded.path, queries, options)
+        items = _query_items(queries, options, loaded.manifest, loaded.table.cameras, named)
         if not items:
             raise MduitError("the query list is empty")
+        if out is not None:  # before any work: names the result files cannot hold
+            check_token_names([item.name for item in items], "query image")
+            check_token_names(loaded.table.image_names, "database image", f"{loaded.path}: ")
+        if options.pose == "pnp" and self._map is None:
+            self._map = _MapForRefinement.load(loaded, options, named)
         vectors, ok, failed = compute_descriptors(self.descriptor, [item.path for item in items], options.extract,
                                                   desc="describing queries")
         if failed:
@@ -164,8 +204,7 @@ class Localizer:
                                    options.alpha)
         refinement: dict[str, RefineResult] = {}
         if options.pose == "pnp":
-            if self._map is None:
-                self._map = _MapForRefinement.load(loaded, options)
+            assert self._map is not None
             refined = _refine_all(items, found.image_ids, row_poses, loaded.table, self._map, options.extract.progress)
             row_poses = {row: result.pose for row, result in refined.items()}
             refinement = {items[row].name: result for row, result in refined.items()}

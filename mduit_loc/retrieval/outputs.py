@@ -1,4 +1,4 @@
-"""What ``mduit-loc query`` writes into ``--out RESULTS`` (every file atomically).
+"""What ``mduit-loc query`` writes into ``--out RESULTS`` (all files replaced together, ``output_set``).
 
 - ``pairs.txt``: hloc pairs, ``query db`` per line, ranked best first (``pose_files.write_pairs``);
 - ``poses.txt``: ``name qw qx qy qz tx ty tz`` cam_from_world (``pose_files.write_poses``), pose lines
@@ -16,6 +16,8 @@ import csv
 from pathlib import Path
 
 from mduit_loc.io_utils import atomic_open, write_json_atomic
+from mduit_loc.output_lock import output_lock
+from mduit_loc.output_set import staged_outputs
 from mduit_loc.pose_files import write_pairs, write_poses
 
 PAIRS_FILE = "pairs.txt"
@@ -24,6 +26,7 @@ SCORES_FILE = "scores.csv"
 QUERIES_FILE = "queries.csv"
 FAILED_FILE = "failed_images.txt"
 SUMMARY_FILE = "summary.json"
+MEMBERS = (PAIRS_FILE, POSES_FILE, SCORES_FILE, QUERIES_FILE, FAILED_FILE, SUMMARY_FILE)   # one output set
 POSES_FORMAT = {"name": POSES_FILE, "convention": "cam_from_world (COLMAP)", "columns": "name qw qx qy qz tx ty tz"}
 SCORES_COLUMNS = ("query", "rank", "db_image", "score", "appearance", "db_camera")
 QUERIES_COLUMNS = ("query", "camera", "location", "num_results", "top1", "top1_score", "pose_method",
@@ -65,17 +68,17 @@ def write_failed(path: Path, failed) -> None:
 
 
 def write_results(out_dir: str | Path, results, summary: dict) -> Path:
+    """Write the result files as one set (``output_set``): staged, then moved into ``out_dir`` together,
+    so a killed run leaves the previous set whole; a ``failed_images.txt`` of an earlier run is removed."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_pairs(out_dir / PAIRS_FILE, results.pairs)
-    write_poses(out_dir / POSES_FILE, results.poses)
-    # poses.txt has no header (hloc's readers take every line as a pose): what it holds is said here.
-    summary = {**summary, "poses_file": POSES_FORMAT | {"pose_method": results.pose_method}}
-    write_scores_csv(out_dir / SCORES_FILE, results)
-    write_queries_csv(out_dir / QUERIES_FILE, results)
-    if results.failed:
-        write_failed(out_dir / FAILED_FILE, results.failed)
-    else:
-        (out_dir / FAILED_FILE).unlink(missing_ok=True)
-    write_json_atomic(out_dir / SUMMARY_FILE, summary)
+    with output_lock(out_dir, "query"), staged_outputs(out_dir, MEMBERS) as staged:
+        write_pairs(staged.path(PAIRS_FILE), results.pairs)
+        write_poses(staged.path(POSES_FILE), results.poses)
+        # poses.txt has no header (hloc's readers take every line as a pose): what it holds is said here.
+        summary = {**summary, "poses_file": POSES_FORMAT | {"pose_method": results.pose_method}}
+        write_scores_csv(staged.path(SCORES_FILE), results)
+        write_queries_csv(staged.path(QUERIES_FILE), results)
+        if results.failed:
+            write_failed(staged.path(FAILED_FILE), results.failed)
+        write_json_atomic(staged.path(SUMMARY_FILE), summary)
     return out_dir

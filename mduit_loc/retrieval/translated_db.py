@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets.images import save_image, to_uint8
 from mduit_loc.errors import MduitError
-from mduit_loc.io_utils import atomic_path, write_json_atomic
+from mduit_loc.io_utils import atomic_path, link_or_copy, link_tree, write_json_atomic
 from mduit_loc.retrieval import h5_io
 from mduit_loc.retrieval.extract import ExtractOptions, FailedImage, iter_image_batches
 
@@ -190,27 +190,46 @@ def _fingerprint(translator_checksum: str, appearances: list[TargetAppearance], 
                        "appearances": [[a.name, a.sources] for a in appearances]}, sort_keys=True)
 
 
+def _saved(folder: Path | None, appearance: str, name: str) -> bool:
+    """The translated image is on disk, or none is asked for (``folder`` None)."""
+    return folder is None or (folder / appearance / name).is_file()
+
+
 def translate_database(translator, descriptor, appearances: list[TargetAppearance], paths: Sequence[Path],
                        names: Sequence[str], out_h5: Path, extract: ExtractOptions,
-                       save_dir: Path | None = None) -> list[FailedImage]:
-    """Describe every (image, appearance) translation into ``out_h5``; resumes unless settings changed."""
+                       save_dir: Path | None = None, previous_h5: Path | None = None,
+                       previous_images: Path | None = None) -> list[FailedImage]:
+    """Describe every (image, appearance) translation into ``out_h5``; resumes unless settings changed.
+
+    What ``previous_h5`` (default: ``out_h5``) and ``previous_images`` (default: ``save_dir``) already
+    hold from a run with the same translator, descriptor and appearances is reused (an index passes
+    its committed files while it writes into a staging folder).
+    """
     fingerprint = _fingerprint(str(getattr(translator, "checksum", "")), appearances, descriptor.checksum)
+    previous_h5 = out_h5 if previous_h5 is None else previous_h5
+    previous_images = save_dir if previous_images is None else previous_images
     todo = list(range(len(names)))
-    existing = out_h5.is_file() and not extract.overwrite
+    existing = previous_h5.is_file() and not extract.overwrite
     if existing:
-        with h5_io.open_h5(out_h5) as handle:
+        with h5_io.open_h5(previous_h5) as handle:
             if handle.attrs.get("fingerprint") != fingerprint:
                 existing = False  # other translator, appearances or descriptor: start afresh
             else:
                 todo = [i for i in todo if not all(h5_io.has_descriptor(handle, f"{a.name}/{names[i]}")
-                                                   for a in appearances)]
+                                                   and _saved(previous_images, a.name, names[i]) for a in appearances)]
+    if existing and save_dir is not None and previous_images is not None and previous_images.is_dir() \
+            and previous_images != save_dir:
+        link_tree(previous_images, save_dir)
     failed: list[FailedImage] = []
+    if not todo and previous_h5 == out_h5:
+        return failed
     if not todo:
+        link_or_copy(previous_h5, out_h5)
         return failed
     device = _device_of(translator)
     with atomic_path(out_h5) as tmp:
         if existing:
-            shutil.copyfile(out_h5, tmp)
+            shutil.copyfile(previous_h5, tmp)
         with h5_io.open_h5(tmp, "a" if existing else "w") as handle:
             handle.attrs["fingerprint"] = fingerprint
             batches = iter_image_batches([Path(paths[i]) for i in todo], tuple(translator.image_size), extract,

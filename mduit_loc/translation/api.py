@@ -11,14 +11,17 @@ banner and summary with ``announce=True``. ``translate_images`` is ``mduit-loc t
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
+from mduit_loc.errors import MduitError
+from mduit_loc.output_lock import output_lock
 from mduit_loc.runtime import resolve_device
 from mduit_loc.translation.config import TranslationConfig, apply_overrides, preset
-from mduit_loc.translation.distributed import init_distributed
+from mduit_loc.translation.distributed import DistContext, init_distributed
 from mduit_loc.translation.model_io import load_mduit
 from mduit_loc.translation.run_options import TrainOptions, TrainSummary
 from mduit_loc.translation.trainer import Trainer
@@ -59,20 +62,41 @@ def train(config: TranslationConfig | str, data: str | Path, out: str | Path, *,
     resolved = resolve_device(device)
     context = init_distributed(resolved)
     try:
-        options = TrainOptions(data=Path(data), out=Path(out), image_root=Path(image_root) if image_root else None,
-                               domains=domains, vgg_weights=Path(vgg_weights) if vgg_weights else None,
-                               device=resolved, resume=resume, stop_after=stop_after, num_workers=num_workers,
-                               progress=progress, include_test_queries=include_test_queries, threads=threads,
-                               explicit_settings=settings)
-        trainer = Trainer(final, options, context)
-        if announce and context.is_main:
-            print(describe_start(trainer, resume))
-        summary = trainer.run()
-        if announce and context.is_main:
-            print(describe_summary(summary))
-        return summary
+        with training_lock(Path(out), context):
+            options = TrainOptions(data=Path(data), out=Path(out),
+                                   image_root=Path(image_root) if image_root else None, domains=domains,
+                                   vgg_weights=Path(vgg_weights) if vgg_weights else None, device=resolved,
+                                   resume=resume, stop_after=stop_after, num_workers=num_workers, progress=progress,
+                                   include_test_queries=include_test_queries, threads=threads,
+                                   explicit_settings=settings)
+            trainer = Trainer(final, options, context)
+            if announce and context.is_main:
+                print(describe_start(trainer, resume))
+            summary = trainer.run()
+            if announce and context.is_main:
+                print(describe_summary(summary))
+            return summary
     finally:
         context.close()
+
+
+@contextlib.contextmanager
+def training_lock(out: Path, context: DistContext) -> Iterator[None]:
+    """The run folder's lock (``output_lock``), taken by rank 0 only; every rank learns whether it got it
+    (so the others stop too instead of waiting for it in the first collective)."""
+    error: MduitError | None = None
+    with contextlib.ExitStack() as stack:
+        if context.is_main:
+            try:
+                stack.enter_context(output_lock(out, "train", clean=("checkpoints",)))
+            except MduitError as err:
+                error = err
+        locked = context.broadcast(torch.tensor([0 if error is not None else 1]))
+        if error is not None:
+            raise error
+        if not bool(locked.item()):
+            raise MduitError(f"rank 0 could not take the lock of {out} (see its message)")
+        yield
 
 
 def describe_start(trainer: Trainer, resume: bool) -> str:

@@ -9,6 +9,7 @@ from . import retrieval_scene as scene
 from mduit_loc.datasets.colmap_text import ColmapImage, write_colmap_text
 from mduit_loc.datasets.images import save_image
 from mduit_loc.datasets.types import Intrinsics
+from mduit_loc.errors import MduitError
 from mduit_loc.poses import Pose, pose_errors, yaw_pose
 from mduit_loc.retrieval.api import build_index, localize
 from mduit_loc.retrieval.refine import PoseRefiner, RefineOptions, RetrievedImage, estimate_pose
@@ -131,7 +132,10 @@ def test_query_command_pnp_on_a_colmap_map_with_a_plain_query_folder(rendered, t
     save_image(tmp_path / "queries" / "q.png", scene.render(texture, query_pose, small))
     index_dir = build_index(tmp_path / "sparse", "raw-pixels:4x4", tmp_path / "index",
                             fakes.index_options(image_root=str(tmp_path / "images")))
-    options = fakes.query_options(top_k=2, pose="pnp")
+    with pytest.raises(MduitError, match="pass --data .*sparse to use that map"):  # a path the index records
+        localize(index_dir, [tmp_path / "queries"], fakes.query_options(top_k=2, pose="pnp"), out=tmp_path / "out")
+    options = fakes.query_options(top_k=2, pose="pnp", data=str(tmp_path / "sparse"),
+                                  image_root=str(tmp_path / "images"))
     results = localize(index_dir, [tmp_path / "queries"], options, out=tmp_path / "out")
     refinement = results.refinement["q.png"]
     assert refinement.refined, refinement.status

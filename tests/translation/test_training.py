@@ -9,7 +9,8 @@ from .conftest import small_config
 from mduit_loc.datasets.images import load_image, to_tensor
 from mduit_loc.errors import ConfigMismatchError, MduitError
 from mduit_loc.translation.checkpoint import last_checkpoint_path, load_checkpoint
-from mduit_loc.translation.model_io import load_mduit, sha256_file
+from mduit_loc.torch_io import state_dict_sha256
+from mduit_loc.translation.model_io import load_mduit
 from mduit_loc.translation.trainer import TrainOptions, Trainer, lr_factor
 
 
@@ -55,7 +56,7 @@ def test_tiny_training_learns_and_writes_a_loadable_run(domain_data, tmp_path):
 
     run = tmp_path / "run"
     meta = json.loads((run / "run.json").read_text())
-    assert meta["kind"] == "mduit" and meta["checksum"] == sha256_file(run / "model.pt")
+    assert meta["kind"] == "mduit" and meta["checksum"] == state_dict_sha256(torch.load(run / "model.pt"))
     assert meta["domains"] == ["day", "night", "snow"] and meta["training"]["steps"] == 40
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt", "step_0000020.pt",
                                                                       "step_0000040.pt"]
@@ -71,8 +72,12 @@ def test_tiny_training_learns_and_writes_a_loadable_run(domain_data, tmp_path):
     assert model.translate(images, filters["night"]).shape == images.shape
     assert model.domain_exemplars["night"][0].startswith("night/")
 
-    (run / "model.pt").write_bytes((run / "model.pt").read_bytes() + b"x")
-    with pytest.raises(ConfigMismatchError, match="checksum"):
+    weights = torch.load(run / "model.pt", weights_only=True)
+    torch.save(weights, run / "model.pt")   # the same weights saved again: other bytes, the same model
+    assert load_mduit(run).checksum == meta["checksum"]
+    weights[next(iter(weights))].add_(1e-3)
+    torch.save(weights, run / "model.pt")
+    with pytest.raises(ConfigMismatchError, match="weights .* differ from the checksum in .*run.json"):
         load_mduit(run)
 
 

@@ -2,7 +2,8 @@
 
 Two sources (contract 3 in the project brief), both through ``load_netvlad(path, device)``:
 - a run directory from ``mduit-loc train-netvlad``: ``RUN/run.json`` = {"kind": "netvlad",
-  "config": {...}, "architecture": {...}, "checksum": sha256 of model.pt, ...} and
+  "config": {...}, "architecture": {...}, "checksum": SHA-256 of the weights
+  (``torch_io.state_dict_sha256``; older runs: of the model.pt bytes), "checksum_method", ...} and
   ``RUN/model.pt`` (a plain state dict, loadable with ``weights_only=True``);
 - an official ``*_struct.mat`` (VGG-16 + NetVLAD K = 64 + PCA whitening to 4096-D).
 
@@ -11,7 +12,6 @@ Every model takes float RGB in [0, 1] (B, 3, H, W) and returns (B, dim) L2-norma
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias, cast
@@ -20,9 +20,11 @@ import torch
 from torch import nn
 
 from mduit_loc import torch_io
-from mduit_loc.errors import ConfigMismatchError, DataNotFoundError, FormatError, MduitError
-from mduit_loc.io_utils import atomic_path, write_json_atomic
+from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
+from mduit_loc.io_utils import atomic_path, read_json_file, write_json_atomic
 from mduit_loc.nn.vgg import VGG16_LAYER_NAMES, VGG16Trunk, vgg16_out_channels
+from mduit_loc.output_lock import settle
+from mduit_loc.output_set import staged_outputs
 from mduit_loc.retrieval.netvlad.backbones import (
     BACKBONES,
     LIGHT_CHANNELS,
@@ -35,7 +37,7 @@ from mduit_loc.retrieval.netvlad.backbones import (
 )
 from mduit_loc.retrieval.netvlad.layer import NetVLAD, matconvnet_l2_normalize
 from mduit_loc.retrieval.netvlad.matconvnet import MatNetVLAD, TrunkLayer, read_matconvnet_netvlad
-from mduit_loc.torch_io import sha256_file
+from mduit_loc.torch_io import STATE_CHECKSUM, sha256_file, state_dict_sha256
 
 # The conv trunks a descriptor runs on: trained here (light, VGG-16) or read from a .mat file.
 Backbone: TypeAlias = "LightBackbone | VGG16Trunk | MatConvNetTrunk"
@@ -220,19 +222,20 @@ def netvlad_from_matconvnet(parsed: MatNetVLAD, image_size: tuple[int, int] = MA
 
 # --- files ------------------------------------------------------------------------------------
 def save_netvlad_run(model: NetVLADDescriptor, run_dir: str | Path, config: dict, extra: dict | None = None) -> str:
-    """Write ``model.pt`` then ``run.json`` (both atomically); returns the checksum."""
+    """Write ``model.pt`` and ``run.json`` as one output set (``output_set``); returns the checksum of
+    the weights (``state_dict_sha256``)."""
     if model.architecture is None:
         raise MduitError("only models built from a NetVLADArchitecture can be saved as a run directory")
-    run_dir = Path(run_dir)
-    path = run_dir / MODEL_FILE
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    checksum = sha256_file(path)
-    model.checksum = checksum
+    checksum = state_dict_sha256(state)
     meta = {"kind": RUN_KIND, "name": model.name, "dim": model.dim, "image_size": list(model.image_size),
-            "architecture": model.architecture.to_dict(), "config": config, "checksum": checksum}
-    write_json_atomic(run_dir / RUN_FILE, {**(extra or {}), **meta})
+            "architecture": model.architecture.to_dict(), "config": config, "checksum": checksum,
+            "checksum_method": STATE_CHECKSUM}
+    with staged_outputs(run_dir, (MODEL_FILE, RUN_FILE)) as staged:
+        with atomic_path(staged.path(MODEL_FILE)) as tmp:
+            torch.save(state, tmp)
+        write_json_atomic(staged.path(RUN_FILE), {**(extra or {}), **meta})
+    model.checksum = checksum
     return checksum
 
 
@@ -240,10 +243,7 @@ def read_run_json(run_dir: Path) -> dict:
     path = run_dir / RUN_FILE
     if not path.is_file():
         raise DataNotFoundError(path, "NetVLAD run description", "train one with 'mduit-loc train-netvlad'")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise FormatError(path, err.lineno, "valid JSON", got=err.msg) from err
+    meta = read_json_file(path, "NetVLAD run description")
     if not isinstance(meta, dict) or meta.get("kind") != RUN_KIND:
         got = meta.get("kind") if isinstance(meta, dict) else type(meta).__name__
         raise FormatError(path, None, f'"kind": "{RUN_KIND}"', got=repr(got))
@@ -257,16 +257,15 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_netvlad_run(run_dir: Path) -> NetVLADDescriptor:
+    settle(run_dir)   # a commit of the run's files that was interrupted is finished first
     meta = read_run_json(run_dir)
     architecture = NetVLADArchitecture.from_dict(meta["architecture"], run_dir / RUN_FILE)
     model = build_netvlad(architecture)
     path = run_dir / MODEL_FILE
-    checksum = sha256_file(path) if path.is_file() else ""
-    if meta.get("checksum") and checksum and meta["checksum"] != checksum:
-        raise ConfigMismatchError(f"{path}: sha256 {checksum[:12]}... differs from run.json's "
-                                  f"{str(meta['checksum'])[:12]}...; the weights were replaced after training")
+    state = load_state_dict_file(path)
+    checksum = torch_io.verify_model_checksum(meta, state, path, run_dir / RUN_FILE)
     try:
-        model.load_state_dict(load_state_dict_file(path))
+        model.load_state_dict(state)
     except RuntimeError as err:  # missing/unexpected keys or shapes
         raise FormatError(path, None, f"weights of a {architecture.name} with K = {architecture.num_clusters}",
                           got=str(err).splitlines()[0]) from err

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from mduit_loc.datasets.types import TrainingImage
 from mduit_loc.errors import MduitError
 from mduit_loc.nn.vgg import VGG16Trunk
+from mduit_loc.output_lock import output_lock
 from mduit_loc.retrieval.netvlad.mining import (
     PoseGraph,
     SupervisionThresholds,
@@ -318,9 +319,11 @@ def train_netvlad(config: NetVLADTrainConfig, run_dir: str | Path, images: list[
                   device: torch.device | str = "cpu", vgg_weights: str | Path | None = None,
                   resume: bool = False, progress: bool | None = None,
                   data_description: str | None = None) -> TrainingResult:
-    """Train NetVLAD on posed ``images`` and write ``run_dir`` (see the module docstring)."""
-    trainer = NetVLADTrainer(config, run_dir, images, device, vgg_weights, resume, progress, data_description)
-    return trainer.run()
+    """Train NetVLAD on posed ``images`` and write ``run_dir`` (see the module docstring); ``run_dir`` is
+    locked for the run (``output_lock``: one writer)."""
+    with output_lock(run_dir, "train-netvlad", clean=("checkpoints",)):
+        trainer = NetVLADTrainer(config, run_dir, images, device, vgg_weights, resume, progress, data_description)
+        return trainer.run()
 
 
 def describe_result(result: TrainingResult, config: NetVLADTrainConfig) -> str:

@@ -14,10 +14,11 @@ from mduit_loc.datasets.colmap_text import ColmapImage, write_colmap_text
 from mduit_loc.datasets.types import Intrinsics
 from mduit_loc.errors import ConfigMismatchError, MduitError
 from mduit_loc.poses import yaw_pose
-from mduit_loc.retrieval.netvlad.model import load_netvlad, sha256_file
+from mduit_loc.retrieval.netvlad.model import load_netvlad
 from mduit_loc.retrieval.netvlad.train_config import NetVLADTrainConfig, parse_image_size
 from mduit_loc.retrieval.netvlad.train_data import pca_whitening
 from mduit_loc.retrieval.netvlad.training import NetVLADTrainer, plan_loss, train_netvlad, triplet_loss
+from mduit_loc.torch_io import state_dict_sha256
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,8 @@ def test_training_lowers_the_triplet_loss_and_writes_a_loadable_run(posed_images
     assert [int(r["step"]) for r in rows] == list(range(1, result.steps + 1))
 
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert meta["kind"] == "netvlad" and meta["checksum"] == sha256_file(tmp_path / "run" / "model.pt")
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert meta["kind"] == "netvlad" and meta["checksum"] == state_dict_sha256(state)   # of the weights, not the file
     assert meta["config"]["num_clusters"] == 4 and meta["training"]["images_seen"] == result.images_seen
     loaded = load_netvlad(tmp_path / "run", "cpu")
     assert (loaded.name, loaded.dim, loaded.image_size, loaded.checksum) == ("netvlad-light", 128, (32, 32),
