@@ -23,7 +23,8 @@ from mduit_loc.errors import ConfigMismatchError, MduitError
 
 PRESETS = ("tiny", "paper")
 GAN_MODES = ("nonsaturating", "lsgan")
-NEGATIVE_MINING = ("random", "hard")
+NEGATIVE_MINING = ("random", "hard", "mixed")
+HEAD_KINDS = ("grid", "gem-mlp")
 
 
 @dataclass(kw_only=True)
@@ -49,9 +50,11 @@ class TranslationConfig:
     disc_base_channels: int = 16
     disc_layers: int = 3
     gan_mode: str = "nonsaturating"               # eq. 2's log form (non-saturating G), or lsgan
-    # --- projection head H -----------------------------------------------------------------------
-    head_hidden: int = 128
-    descriptor_dim: int = 128                     # K
+    # --- projection head H (see head.py) ----------------------------------------------------------
+    head: str = "grid"                            # grid (spatial cells; measured best) or gem-mlp (the paper's H)
+    head_grid: tuple[int, int] = (4, 4)           # cells of the grid head
+    head_hidden: int = 128                        # gem-mlp only
+    descriptor_dim: int = 128                     # K; the grid head's projection (0: no projection, c * cells)
     gem_p: float = 3.0
     # --- initialisation -------------------------------------------------------------------------
     init_std: float | None = None                 # paper 0.001; None keeps PyTorch's defaults (tiny: learns
@@ -68,9 +71,13 @@ class TranslationConfig:
     weight_con_appearance: float = 1.0            # beta_ca
     weight_nce: float = 1.0                       # beta_NCE
     # --- pairing and negatives (§3.1) ------------------------------------------------------------
+    # Images within both thresholds show the same place: positives of each other, never negatives.
     negative_min_distance_m: float = 7.0
     negative_min_angle_deg: float = 8.0
-    negative_mining: str = "random"               # random (eq. 5) or hard (most similar beyond the pose thresholds)
+    place_sequence_tolerance: int | None = None   # place labels as frame numbers: within this many = same place
+    pose_positives: bool = True                   # real same-place images are positives too (§3.1), not only I_{s->t}
+    in_batch_negatives: bool = True               # every other real image of the step that is not the same place
+    negative_mining: str = "mixed"                # random, hard (most similar beyond the thresholds) or half of each
     # --- ablations (Table 1) ---------------------------------------------------------------------
     use_i2i: bool = True                          # False: colour-jittered copy replaces I_{s->t}
     use_nce: bool = True                          # False: L1 between positive vectors replaces NCE
@@ -96,6 +103,7 @@ class TranslationConfig:
     def __post_init__(self) -> None:
         # lists from JSON; a wrong length is reported by validate()
         self.image_size = cast("tuple[int, int]", tuple(int(v) for v in self.image_size))
+        self.head_grid = cast("tuple[int, int]", tuple(int(v) for v in self.head_grid))
         self.validate()
 
     @property
@@ -114,8 +122,8 @@ class TranslationConfig:
 
     @property
     def rows_per_sample(self) -> int:
-        """Images loaded per training sample: source, target, target+, target-, negatives."""
-        return 4 + self.n_negatives
+        """Images loaded per training sample: source, target, target+, target-, real positive, negatives."""
+        return 5 + self.n_negatives
 
     def validate(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -133,6 +141,13 @@ class TranslationConfig:
         need(self.gan_mode in GAN_MODES, f"gan_mode must be one of {GAN_MODES}, got {self.gan_mode!r}")
         need(self.negative_mining in NEGATIVE_MINING,
              f"negative_mining must be one of {NEGATIVE_MINING}, got {self.negative_mining!r}")
+        need(self.head in HEAD_KINDS, f"head must be one of {HEAD_KINDS}, got {self.head!r}")
+        need(len(self.head_grid) == 2 and min(self.head_grid) >= 1,
+             f"head_grid must be (H, W) >= 1, got {self.head_grid}")
+        need(self.descriptor_dim >= 0 and (self.descriptor_dim > 0 or self.head == "grid"),
+             "descriptor_dim must be > 0 (0 is allowed for the grid head: no projection)")
+        need(self.place_sequence_tolerance is None or self.place_sequence_tolerance >= 0,
+             "place_sequence_tolerance must be >= 0")
         need(self.n_negatives >= 1, "n_negatives must be >= 1")
         need(self.batch_size >= 1 and (self.epochs is None or self.epochs >= 1), "batch_size and epochs must be >= 1")
         need(self.epochs is not None or self.max_steps is not None or self.time_budget_min is not None,
@@ -147,6 +162,7 @@ class TranslationConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["image_size"] = list(self.image_size)
+        data["head_grid"] = list(self.head_grid)
         return data
 
     @classmethod
@@ -156,7 +172,10 @@ class TranslationConfig:
         if unknown:
             raise ConfigMismatchError(f"{where}: unknown translation settings {unknown}; "
                                       "was it written by a newer mduit-loc?")
-        return cls(**data)
+        # Runs saved before the grid head and the pose-supervised positives existed were trained with
+        # the paper's H and translated positives only: read them as what they are.
+        legacy = {"head": "gem-mlp", "pose_positives": False, "in_batch_negatives": False}
+        return cls(**{**legacy, **data} if "head" not in data else data)
 
 
 def preset(name: str) -> TranslationConfig:

@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader, Dataset
 from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets.images import ImageListDataset, load_image
 from mduit_loc.errors import MduitError
-from mduit_loc.translation.pairing import PoseTable
+from mduit_loc.translation.config import TranslationConfig
+from mduit_loc.translation.places import PlaceTable
 
 
 @dataclass
@@ -30,7 +31,7 @@ class TrainingSet:
     paths: list[Path]
     domain_names: list[str]          # sorted; domain_ids index into it
     domain_ids: torch.Tensor         # (N,) int64
-    poses: PoseTable | None          # None when no image has a pose
+    places: PlaceTable | None        # poses and place labels; None when no image has either
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -41,12 +42,15 @@ class TrainingSet:
 
 
 def load_training_set(data: str | Path, image_root: str | Path | None = None,
-                      domains: list[str] | None = None, include_test_queries: bool = True) -> TrainingSet:
+                      domains: list[str] | None = None, include_test_queries: bool = True,
+                      config: TranslationConfig | None = None) -> TrainingSet:
     """Training images of any dataset ``open_dataset`` reads, optionally restricted to ``domains``.
 
     Test queries carry no pose; they join training unless ``include_test_queries`` is False (for an
-    evaluation that must not have seen the query images, even unlabelled).
+    evaluation that must not have seen the query images, even unlabelled). ``config`` gives the
+    same-place thresholds (default: 7 m, 8 degrees, place labels compared exactly).
     """
+    config = config or TranslationConfig()
     dataset = open_dataset(data, image_root)
     images = sorted(dataset.training_images(include_test_queries), key=lambda image: image.name)
     if domains:
@@ -61,9 +65,15 @@ def load_training_set(data: str | Path, image_root: str | Path | None = None,
                          f"(conditions), found {domain_names or 'none'}")
     index = {name: i for i, name in enumerate(domain_names)}
     poses = [image.pose for image in images]
+    labels = [image.place for image in images]
+    places = None
+    if any(p is not None for p in poses) or any(label is not None for label in labels):
+        places = PlaceTable.build(poses, labels, max_distance_m=config.negative_min_distance_m,
+                                  max_angle_deg=config.negative_min_angle_deg,
+                                  sequence_tolerance=config.place_sequence_tolerance)
     return TrainingSet(Path(data), [image.name for image in images], [Path(image.path) for image in images],
                        domain_names, torch.tensor([index[image.domain] for image in images], dtype=torch.long),
-                       PoseTable.from_poses(poses) if any(p is not None for p in poses) else None)
+                       places)
 
 
 class _PlanRowDataset(Dataset):

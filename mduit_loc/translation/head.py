@@ -1,7 +1,14 @@
-"""Projection head H (paper §2.2): trainable GeM pooling, a two-layer MLP, L2 normalisation.
+"""Projection heads H: content feature E_c(I) (B, c, h, w) -> descriptor z (B, K), unit L2 norm.
 
-``z = H(E_c(I))`` is MDUIT's global descriptor. A ReLU precedes GeM because the content feature
-(the output of residual blocks) can be negative and GeM's ``x**p`` needs non-negative input.
+- ``gem-mlp`` (the paper's H, §2.2): trainable GeM pooling, a two-layer MLP, L2 normalisation. A
+  ReLU precedes GeM because the content feature (the output of residual blocks) can be negative and
+  GeM's ``x**p`` needs non-negative input. Global pooling keeps *what* is in the image but not
+  *where*: on the synthetic benchmark it learned slowly and stayed below an untrained thumbnail.
+- ``grid``: average pooling onto a ``head_grid`` of cells (4 x 4 by default), each cell's feature
+  vector L2-normalised (so a bright lamp in one cell cannot drown the others), flattened, an optional
+  linear projection to ``descriptor_dim`` (0 keeps c * cells), L2 normalisation. The layout of the
+  scene (facades left, road below, sky above) is what tells nearby places apart; measured on the
+  synthetic benchmark and on Nordland it is the better descriptor, hence the default.
 """
 from __future__ import annotations
 
@@ -11,9 +18,11 @@ from torch import nn
 
 from mduit_loc.nn.gem import GeM
 
+HEADS = ("grid", "gem-mlp")
+
 
 class ProjectionHead(nn.Module):
-    """Content feature (B, c, h, w) of any spatial size -> z (B, K), unit L2 norm."""
+    """The paper's H: GeM, MLP, L2 (any spatial size)."""
 
     def __init__(self, in_channels: int, hidden: int, out_dim: int, gem_p: float = 3.0):
         super().__init__()
@@ -24,3 +33,30 @@ class ProjectionHead(nn.Module):
     def forward(self, content: torch.Tensor) -> torch.Tensor:
         pooled = self.pool(F.relu(content.float()))  # GeM's pow is unstable in half precision
         return F.normalize(self.mlp(pooled), dim=1)
+
+
+class GridHead(nn.Module):
+    """Spatial grid pooling: cells of E_c(I), each normalised, flattened, optionally projected, L2."""
+
+    def __init__(self, in_channels: int, grid: tuple[int, int], out_dim: int = 0):
+        super().__init__()
+        self.grid = (int(grid[0]), int(grid[1]))
+        pooled_dim = in_channels * self.grid[0] * self.grid[1]
+        self.projection = nn.Linear(pooled_dim, out_dim) if out_dim else None
+        self.out_dim = out_dim or pooled_dim
+
+    def forward(self, content: torch.Tensor) -> torch.Tensor:
+        cells = F.adaptive_avg_pool2d(content.float(), self.grid)
+        pooled = F.normalize(cells, dim=1).flatten(1)
+        if self.projection is not None:
+            pooled = self.projection(pooled)
+        return F.normalize(pooled, dim=1)
+
+
+def make_head(kind: str, in_channels: int, *, hidden: int, out_dim: int, gem_p: float,
+              grid: tuple[int, int]) -> nn.Module:
+    if kind == "gem-mlp":
+        return ProjectionHead(in_channels, hidden, out_dim, gem_p)
+    if kind == "grid":
+        return GridHead(in_channels, grid, out_dim)
+    raise ValueError(f"unknown head {kind!r}; one of {', '.join(HEADS)}")

@@ -12,6 +12,7 @@ cosine of the flattened filters.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -33,7 +34,8 @@ def _fake_term(logits: torch.Tensor, mode: str) -> torch.Tensor:
 def discriminator_loss(real_logits: Sequence[torch.Tensor], fake_logits: Sequence[torch.Tensor],
                        mode: str = "nonsaturating") -> torch.Tensor:
     """Sum over the real inputs (e.g. I_s and I_t) and the fake ones (I_{s->t}), as in eq. 2."""
-    return sum(_real_term(r, mode) for r in real_logits) + sum(_fake_term(f, mode) for f in fake_logits)
+    terms = [_real_term(r, mode) for r in real_logits] + [_fake_term(f, mode) for f in fake_logits]
+    return torch.stack(terms).sum()
 
 
 def generator_adversarial_loss(fake_logits: torch.Tensor, mode: str = "nonsaturating") -> torch.Tensor:
@@ -75,16 +77,57 @@ def nce_loss(query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tenso
     Returns (loss, accuracy) where accuracy is the fraction of queries whose positive is more
     similar than every negative (chance: 1 / (N + 1)).
     """
-    query, positive, negatives = query.float(), positive.float(), negatives.float()
-    positive_logit = (query * positive).sum(dim=1, keepdim=True)
+    query, negatives = query.float(), negatives.float()
     negative_logits = torch.einsum("bk,bnk->bn", query, negatives)
-    logits = torch.cat([positive_logit, negative_logits], dim=1) / temperature
-    labels = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
-    loss = F.cross_entropy(logits, labels)
-    accuracy = (logits.argmax(dim=1) == 0).float().mean()
+    mask = torch.ones(len(query), 1, dtype=torch.bool, device=query.device)
+    return multi_positive_nce(query, positive[:, None], mask, negative_logits, temperature)
+
+
+def negative_similarities(query: torch.Tensor, negatives: torch.Tensor, out: dict[str, torch.Tensor],
+                          in_batch_negative: torch.Tensor | None) -> torch.Tensor:
+    """(B, M) cosine similarities of each query to its negatives, -inf where a candidate is not one.
+
+    Without ``in_batch_negative``: the sample's own N mined negatives (eq. 5). With it (B, M): every
+    real image of the step (sources, real positives, all mined negatives) that the mask allows, so
+    each source meets B (2 + N) candidates for the price of its own N.
+    """
+    query = query.float()
+    if in_batch_negative is None:
+        return torch.einsum("bk,bnk->bn", query, negatives.float())
+    candidates = torch.cat([out["z_source"], out["z_positives"][:, 0], negatives.flatten(0, 1)]).float()
+    similarity = query @ candidates.T
+    return similarity.masked_fill(~in_batch_negative.to(similarity.device), -math.inf)
+
+
+def multi_positive_nce(query: torch.Tensor, positives: torch.Tensor, positive_mask: torch.Tensor,
+                       negative_logits: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 5 once per positive, averaged over the valid ones: query (B, K), positives (B, P, K),
+    positive_mask (B, P), negative_logits (B, M) cosine similarities (-inf: not a negative).
+
+    Each positive competes with the same negatives (not with the other positives):
+    ``-log(e^{s.p/t} / (e^{s.p/t} + sum_n e^{s.n/t})) = softplus(logsumexp_n(s.n/t) - s.p/t)``.
+    Returns (loss, accuracy): accuracy is the share of valid positives more similar than every negative.
+    """
+    positive_logits = torch.einsum("bk,bpk->bp", query.float(), positives.float()) / temperature
+    negatives = negative_logits.float() / temperature
+    per_positive = F.softplus(torch.logsumexp(negatives, dim=1, keepdim=True) - positive_logits)
+    weights = positive_mask.to(per_positive.dtype)
+    count = weights.sum().clamp(min=1.0)
+    loss = (per_positive * weights).sum() / count
+    beaten = positive_logits > negatives.max(dim=1, keepdim=True).values
+    accuracy = (beaten.to(weights.dtype) * weights).sum() / count
     return loss, accuracy.detach()
 
 
-def positive_l1_loss(query: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-    """The ``w/o L_NCE`` ablation: ``||z_s - z_{s->t}||_1`` per sample, averaged over the batch."""
-    return (query.float() - positive.float()).abs().sum(dim=1).mean()
+def positive_l1_loss(query: torch.Tensor, positives: torch.Tensor,
+                     positive_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The ``w/o L_NCE`` ablation: ``||z_s - z_p||_1`` per valid positive, averaged (no negatives).
+
+    ``positives`` (B, K) or (B, P, K); ``positive_mask`` (B, P) marks the valid ones (default: all)."""
+    if positives.dim() == 2:
+        positives = positives[:, None]
+    distances = (query.float()[:, None] - positives.float()).abs().sum(dim=2)
+    if positive_mask is None:
+        return distances.mean()
+    weights = positive_mask.to(distances.dtype)
+    return (distances * weights).sum() / weights.sum().clamp(min=1.0)

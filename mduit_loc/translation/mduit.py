@@ -21,7 +21,7 @@ from mduit_loc.errors import MduitError
 from mduit_loc.nn.vgg import VGG16Trunk, make_vgg16_trunk
 from mduit_loc.translation.adaptive_conv import appearance_adaptive_conv
 from mduit_loc.translation.config import TranslationConfig
-from mduit_loc.translation.head import ProjectionHead
+from mduit_loc.translation.head import make_head
 from mduit_loc.translation.networks import AppearanceEncoder, ContentEncoder, Generator, count_parameters, init_weights
 
 
@@ -36,7 +36,8 @@ class MDUIT(nn.Module):
         self.appearance_encoder = AppearanceEncoder(trunk, config.appearance_hidden, config.appearance_convs,
                                                     config.filter_shape, config.appearance_input_size)
         self.generator = Generator(c, config.n_downsample, config.generator_res_blocks)
-        self.head = ProjectionHead(c, config.head_hidden, config.descriptor_dim, config.gem_p)
+        self.head = make_head(config.head, c, hidden=config.head_hidden, out_dim=config.descriptor_dim,
+                              gem_p=config.gem_p, grid=config.head_grid)
         self.checksum = ""
         self._domain_filters: dict[str, torch.Tensor] = {}
         self.domain_exemplars: dict[str, list[str]] = {}
@@ -48,7 +49,9 @@ class MDUIT(nn.Module):
 
     @property
     def descriptor_dim(self) -> int:
-        return self.config.descriptor_dim
+        out_dim = self.head.out_dim
+        assert isinstance(out_dim, int)
+        return out_dim
 
     @property
     def downsample_factor(self) -> int:

@@ -1,18 +1,24 @@
-"""Per-epoch pairing of training images (paper §3.1) and sampling of NCE negatives.
+"""Per-epoch plan of training samples (paper §3.1): targets, real positives and NCE negatives.
 
-At the start of every epoch the descriptors z of all training images are computed; every image
-is a source once, paired with its most similar image (by z) from another domain as target. Each
-row of the epoch plan then lists the image indices one training sample needs:
+At the start of every epoch the descriptors z of all training images are computed; every image is a
+source once. A row of the epoch plan lists the image indices one training sample needs:
 
-    [source, target, target+ (same domain as target), target- (another domain), negatives...]
+    [source, target, target+ (same domain as target), target- (another domain), real positive, negatives...]
 
-NCE negatives (eq. 5) are drawn at random, excluding the source itself, its target, and, where
-both poses are known, every image within 7 m and 8 degrees of the source (same place, same view).
-A source with a known pose draws its negatives from images with known poses only, so that an
-unlabelled image of the same place cannot become a negative; a source without a pose (or a dataset
-without poses, e.g. folders per domain) draws from all other images. ``hard`` mining draws them
-from the 4 * N_neg most similar images beyond the thresholds instead (a reading of §3.1).
-The first negative doubles as I_{s-}, the "different content" image of the content consistency loss.
+- **target** (the appearance for the translation module): "we paired the source and target image
+  pair for the image translation module in the same way" (§3.1): the most similar image (by z) of
+  another domain among the images of the same place (``PlaceTable``); without one, the most similar
+  image of another domain.
+- **real positive** (the contrastive module's pose-supervised positive, §3.1): an image of the same
+  place, from another domain when there is one (that is what teaches invariance to appearance),
+  drawn at random. A source without any (no label, or alone at its place) has itself here, and the
+  loss masks that positive out: it then learns from the translated (or jittered) positive only.
+- **negatives**: images that ``PlaceTable.may_be_negative`` allows (not the same place; a labelled
+  source takes labelled negatives only), excluding the source's target. ``random`` draws them
+  uniformly; ``hard`` draws them among the 4 x N_neg most similar by z ("among the most similar
+  images, those beyond the thresholds are negatives", §3.1); ``mixed`` (the default) takes half of
+  each, so hard negatives sharpen the descriptor while random ones keep the whole map in view.
+  The first negative doubles as I_{s-}, the "different content" image of the content consistency loss.
 
 Everything is driven by a generator seeded with (seed, epoch): a plan is reproducible, and it is
 saved in checkpoints so that a resumed run continues the same epoch exactly.
@@ -20,93 +26,93 @@ saved in checkpoints so that a resumed run continues the same epoch exactly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from mduit_loc.errors import MduitError
+from mduit_loc.translation.places import PlaceTable
 
-SOURCE, TARGET, TARGET_POSITIVE, TARGET_NEGATIVE, FIRST_NEGATIVE = range(5)
+SOURCE, TARGET, TARGET_POSITIVE, TARGET_NEGATIVE, REAL_POSITIVE, FIRST_NEGATIVE = range(6)
 _CHUNK = 512  # rows per similarity block: bounded memory for tens of thousands of images
 
 
-@dataclass
-class PoseTable:
-    """Camera centres (N, 3), rotations (N, 3, 3) cam_from_world and a known-pose mask (N,)."""
-
-    centers: torch.Tensor
-    rotations: torch.Tensor
-    known: torch.Tensor
-
-    @classmethod
-    def from_poses(cls, poses: list) -> "PoseTable":
-        count = len(poses)
-        centers, rotations = np.zeros((count, 3)), np.tile(np.eye(3), (count, 1, 1))
-        known = np.zeros(count, dtype=bool)
-        for index, pose in enumerate(poses):
-            if pose is not None:
-                centers[index], rotations[index], known[index] = pose.center, pose.R, True
-        return cls(torch.from_numpy(centers), torch.from_numpy(rotations), torch.from_numpy(known))
-
-    @property
-    def any_known(self) -> bool:
-        return bool(self.known.any())
+def _blocks(total: int):
+    for start in range(0, total, _CHUNK):
+        yield torch.arange(start, min(start + _CHUNK, total))
 
 
-def near_pose_mask(poses: PoseTable, rows: torch.Tensor, max_distance: float, max_angle_deg: float) -> torch.Tensor:
-    """(len(rows), N) True where both poses are known and within ``max_distance`` and ``max_angle_deg``."""
-    distance = torch.cdist(poses.centers[rows], poses.centers)
-    # trace(R_a R_b^T) = sum(R_a * R_b) gives the relative rotation angle without a matrix product per pair.
-    trace = torch.einsum("aij,bij->ab", poses.rotations[rows], poses.rotations)
-    cos_angle_limit = math.cos(math.radians(max_angle_deg))
-    close_rotation = (trace - 1.0) / 2.0 > cos_angle_limit
-    both_known = poses.known[rows][:, None] & poses.known[None, :]
-    return both_known & (distance < max_distance) & close_rotation
-
-
-def most_similar_other_domain(descriptors: torch.Tensor, domain_ids: torch.Tensor) -> torch.Tensor:
-    """For every image, the index of the most similar image (dot product of z) of another domain."""
+def choose_targets(descriptors: torch.Tensor, domain_ids: torch.Tensor, places: PlaceTable | None) -> torch.Tensor:
+    """Per image, the most similar image (dot product of z) of another domain, preferring images of
+    the same place."""
     targets = torch.empty(len(descriptors), dtype=torch.long)
-    for start in range(0, len(descriptors), _CHUNK):
-        rows = torch.arange(start, min(start + _CHUNK, len(descriptors)))
+    for rows in _blocks(len(descriptors)):
         similarity = descriptors[rows] @ descriptors.T
-        similarity[domain_ids[rows][:, None] == domain_ids[None, :]] = -math.inf
+        other_domain = domain_ids[rows][:, None] != domain_ids[None, :]
+        similarity = similarity.masked_fill(~other_domain, -math.inf)
+        if places is not None and places.any_labelled:
+            # same-place images rank above all others (cosines lie in [-1, 1])
+            similarity = similarity + 4.0 * (places.same_place(rows) & other_domain)
         targets[rows] = similarity.argmax(dim=1)
     return targets
 
 
-def sample_negatives(descriptors: torch.Tensor, targets: torch.Tensor, poses: PoseTable | None, count: int,
-                     generator: torch.Generator, mining: str = "random", max_distance: float = 7.0,
-                     max_angle_deg: float = 8.0) -> torch.Tensor:
+def most_similar_other_domain(descriptors: torch.Tensor, domain_ids: torch.Tensor) -> torch.Tensor:
+    """For every image, the index of the most similar image (dot product of z) of another domain."""
+    return choose_targets(descriptors, domain_ids, None)
+
+
+def sample_real_positives(places: PlaceTable | None, domain_ids: torch.Tensor,
+                          generator: torch.Generator) -> torch.Tensor:
+    """Per image, a random other image of the same place, from another domain when there is one;
+    the image itself when there is none."""
+    total = len(domain_ids)
+    positives = torch.arange(total)
+    if places is None or not places.any_labelled:
+        return positives
+    for rows in _blocks(total):
+        same = places.same_place(rows)
+        same[torch.arange(len(rows)), rows] = False
+        cross = same & (domain_ids[rows][:, None] != domain_ids[None, :])
+        pool = torch.where(cross.any(dim=1, keepdim=True), cross, same)
+        scores = torch.rand(len(rows), total, generator=generator).masked_fill(~pool, -1.0)
+        best = scores.argmax(dim=1)
+        has = pool.any(dim=1)
+        positives[rows[has]] = best[has]
+    return positives
+
+
+def sample_negatives(descriptors: torch.Tensor, targets: torch.Tensor, places: PlaceTable | None, count: int,
+                     generator: torch.Generator, mining: str = "mixed") -> torch.Tensor:
     """(N, count) negative indices per source (see the module docstring for the rules)."""
     total = len(descriptors)
     if total < count + 2:
         raise MduitError(f"{total} training images are too few for {count} NCE negatives per image "
                          f"(need at least {count + 2}); lower n_negatives")
+    n_hard = {"random": 0, "hard": count, "mixed": count // 2}[mining]
     negatives = torch.empty(total, count, dtype=torch.long)
-    for start in range(0, total, _CHUNK):
-        rows = torch.arange(start, min(start + _CHUNK, total))
-        allowed = torch.ones(len(rows), total, dtype=torch.bool)
-        if poses is not None and poses.any_known:
-            allowed &= ~near_pose_mask(poses, rows, max_distance, max_angle_deg)
-            allowed &= ~(poses.known[rows][:, None] & ~poses.known[None, :])
-        if mining == "hard":
-            scores = (descriptors[rows] @ descriptors.T).float()
-            pool = max(count, min(total - 2, 4 * count))
-            scores = torch.where(allowed, scores, scores - 10.0)  # cosine in [-1, 1]: disallowed rank last
-        else:
-            scores = torch.rand(len(rows), total, generator=generator)
-            pool = count
-            scores = torch.where(allowed, scores, scores - 2.0)  # disallowed only if too few allowed
+    for rows in _blocks(total):
         local = torch.arange(len(rows))
-        scores[local, rows] = -math.inf
-        scores[local, targets[rows]] = -math.inf
-        candidates = scores.topk(pool, dim=1).indices
-        if pool > count:  # hard: a random subset of the most similar allowed images
-            pick = torch.rand(len(rows), pool, generator=generator).argsort(dim=1)[:, :count]
-            candidates = candidates.gather(1, pick)
-        negatives[rows] = candidates
+        if places is not None and places.any_labelled:
+            allowed = places.may_be_negative(rows)
+        else:
+            allowed = torch.ones(len(rows), total, dtype=torch.bool)
+            allowed[local, rows] = False
+        allowed[local, targets[rows]] = False
+        # disallowed images rank last and are only used when too few are allowed
+        random_scores = torch.rand(len(rows), total, generator=generator) + 2.0 * allowed
+        random_scores[local, rows] = -math.inf
+        chosen = []
+        if n_hard:
+            similarity = (descriptors[rows] @ descriptors.T).float() + 4.0 * allowed
+            similarity[local, rows] = -math.inf
+            pool = similarity.topk(max(n_hard, min(total - 1, 4 * count)), dim=1).indices
+            pick = torch.rand(pool.shape, generator=generator).argsort(dim=1)[:, :n_hard]
+            hard = pool.gather(1, pick)
+            random_scores.scatter_(1, hard, -math.inf)  # never the same image twice in one row
+            chosen.append(hard)
+        if count - n_hard:
+            chosen.append(random_scores.topk(count - n_hard, dim=1).indices)
+        negatives[rows] = torch.cat(chosen, dim=1)
     return negatives
 
 
@@ -134,22 +140,23 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
 
 
-def build_epoch_plan(descriptors: torch.Tensor, domain_ids: torch.Tensor, poses: PoseTable | None,
-                     n_negatives: int, seed: int, epoch: int, mining: str = "random",
-                     max_distance: float = 7.0, max_angle_deg: float = 8.0) -> torch.Tensor:
-    """(N, 4 + n_negatives) int64 rows in the epoch's (shuffled) source order."""
+def build_epoch_plan(descriptors: torch.Tensor, domain_ids: torch.Tensor, places: PlaceTable | None,
+                     n_negatives: int, seed: int, epoch: int, mining: str = "mixed",
+                     real_positives: bool = True) -> torch.Tensor:
+    """(N, FIRST_NEGATIVE + n_negatives) int64 rows in the epoch's (shuffled) source order.
+    ``real_positives=False``: eq. 5 as written (every real-positive slot holds the source itself)."""
     descriptors = descriptors.detach().float().cpu()
     domain_ids = domain_ids.cpu()
     if len(torch.unique(domain_ids)) < 2:
         raise MduitError("MDUIT training needs images from at least two appearance domains")
     generator = epoch_generator(seed, epoch)
     sources = torch.arange(len(descriptors))
-    targets = most_similar_other_domain(descriptors, domain_ids)
+    targets = choose_targets(descriptors, domain_ids, places)
     target_positive = sample_in_domains(domain_ids, targets, True, generator)
     target_negative = sample_in_domains(domain_ids, targets, False, generator)
-    negatives = sample_negatives(descriptors, targets, poses, n_negatives, generator, mining,
-                                 max_distance, max_angle_deg)
+    real_positive = sample_real_positives(places if real_positives else None, domain_ids, generator)
+    negatives = sample_negatives(descriptors, targets, places, n_negatives, generator, mining)
     plan = torch.cat([sources[:, None], targets[:, None], target_positive[:, None],
-                      target_negative[:, None], negatives], dim=1)
+                      target_negative[:, None], real_positive[:, None], negatives], dim=1)
     order = torch.randperm(len(plan), generator=generator)
     return plan[order].contiguous()

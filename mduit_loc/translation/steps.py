@@ -1,11 +1,15 @@
 """One training step's computations: the generator-side forward, and both objectives (eq. 6).
 
 ``TrainForward`` runs E_c, E_a, G and H on a step's batch in one call, so that a single
-DistributedDataParallel wrapper synchronises all their gradients. With the ``--no-i2i`` ablation
-it only runs E_c and H: the positive is a randomly colour-jittered copy of the source and only the
-contrastive objective trains (Table 1, footnote 1).
+DistributedDataParallel wrapper synchronises all their gradients. The contrastive module sees, per
+source, two positives: the real image of the same place from the epoch plan (§3.1's pose-supervised
+positive; masked out when the source has none) and the translated image I_{s->t} (eq. 5). With the
+``--no-i2i`` ablation only E_c and H run, and a randomly colour-jittered copy of the source replaces
+I_{s->t} (Table 1, footnote 1).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -15,7 +19,14 @@ from mduit_loc.translation.adaptive_conv import appearance_adaptive_conv
 from mduit_loc.translation.config import TranslationConfig
 from mduit_loc.translation.mduit import MDUIT
 from mduit_loc.translation.networks import appearance_discriminator, image_discriminator
-from mduit_loc.translation.pairing import FIRST_NEGATIVE, SOURCE, TARGET, TARGET_NEGATIVE, TARGET_POSITIVE
+from mduit_loc.translation.pairing import (
+    FIRST_NEGATIVE,
+    REAL_POSITIVE,
+    SOURCE,
+    TARGET,
+    TARGET_NEGATIVE,
+    TARGET_POSITIVE,
+)
 
 
 def color_jitter(images: torch.Tensor) -> torch.Tensor:
@@ -31,6 +42,19 @@ def color_jitter(images: torch.Tensor) -> torch.Tensor:
     mean = out.mean(dim=(1, 2, 3), keepdim=True)
     out = mean + contrast * (out - mean)
     return (out * brightness * gains).clamp(0, 1)
+
+
+@dataclass(frozen=True)
+class StepLabels:
+    """What the plan says about a step's samples beyond their pixels (the images carry no indices).
+
+    ``real_positive`` (B,): the sample's real positive is another image of its place (else masked).
+    ``in_batch_negative`` (B, M) or None: which of the step's M real images (sources, real positives,
+    negatives, in that order) may serve as extra negatives of each source (not the same place).
+    """
+
+    real_positive: torch.Tensor
+    in_batch_negative: torch.Tensor | None = None
 
 
 class Discriminators(nn.Module):
@@ -59,18 +83,18 @@ class TrainForward(nn.Module):
         self.config = model.config
 
     def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``batch`` (B, R, 3, H, W) with R = 4 + N_neg roles (see ``pairing``)."""
+        """``batch`` (B, R, 3, H, W) with R = FIRST_NEGATIVE + N_neg roles (see ``pairing``)."""
         count, n_neg = batch.shape[0], batch.shape[1] - FIRST_NEGATIVE
-        source = batch[:, SOURCE]
+        source, real_positive = batch[:, SOURCE], batch[:, REAL_POSITIVE]
         negatives = batch[:, FIRST_NEGATIVE:].flatten(0, 1)
         model = self.model
         if not self.config.use_i2i:
-            positive = color_jitter(source)
-            z = model.head(model.content_encoder(torch.cat([source, positive, negatives])))
-            return {"z_source": z[:count], "z_positive": z[count:2 * count],
-                    "z_negatives": z[2 * count:].view(count, n_neg, -1), "positive": positive}
-        content = model.content_encoder(torch.cat([source, negatives]))
-        content_source, content_negatives = content[:count], content[count:]
+            jittered = color_jitter(source)
+            z = model.head(model.content_encoder(torch.cat([source, real_positive, jittered, negatives])))
+            return {"z_source": z[:count], "z_positives": torch.stack([z[count:2 * count], z[2 * count:3 * count]], 1),
+                    "z_negatives": z[3 * count:].view(count, n_neg, -1), "positive": jittered}
+        content = model.content_encoder(torch.cat([source, real_positive, negatives]))
+        content_source, content_real, content_negatives = content[:count], content[count:2 * count], content[2 * count:]
         filters = model.appearance_encoder(torch.cat([source, batch[:, TARGET], batch[:, TARGET_NEGATIVE]]))
         filters_source, filters_target, filters_target_negative = filters.split(count)
         groups = self.config.filter_groups
@@ -81,31 +105,36 @@ class TrainForward(nn.Module):
         content_translated = model.content_encoder(translated)
         filters_translated = model.appearance_encoder(translated)
         cycle = model.generator(appearance_adaptive_conv(content_translated, filters_source, groups))
-        z = model.head(torch.cat([content_source, content_translated, content_negatives]))
+        z = model.head(torch.cat([content_source, content_real, content_translated, content_negatives]))
         return {
             "translated": translated, "self_reconstruction": self_reconstruction, "cycle_reconstruction": cycle,
             "content_source": content_source, "content_translated": content_translated,
             "content_negative": content_negatives.view(count, n_neg, *content_source.shape[1:])[:, 0],
             "filters_target": filters_target, "filters_translated": filters_translated,
             "filters_target_negative": filters_target_negative,
-            "z_source": z[:count], "z_positive": z[count:2 * count],
-            "z_negatives": z[2 * count:].view(count, n_neg, -1),
+            "z_source": z[:count], "z_positives": torch.stack([z[count:2 * count], z[2 * count:3 * count]], 1),
+            "z_negatives": z[3 * count:].view(count, n_neg, -1),
         }
 
 
-def generator_objective(out: dict[str, torch.Tensor], batch: torch.Tensor, discriminators: Discriminators,
-                        config: TranslationConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Eq. 6 for E_c, E_a, G and H (discriminators fixed). Returns (total, named terms)."""
-    terms: dict[str, torch.Tensor] = {}
+def contrastive_terms(out: dict[str, torch.Tensor], labels: StepLabels,
+                      config: TranslationConfig) -> dict[str, torch.Tensor]:
+    """The contrastive module's loss (eq. 5 over both positives, or the L1 ablation) and its accuracy."""
+    z_source, z_positives, z_negatives = out["z_source"], out["z_positives"], out["z_negatives"]
+    mask = torch.stack([labels.real_positive.to(z_source.device),
+                        torch.ones_like(labels.real_positive, device=z_source.device)], 1)
+    negative_logits = losses.negative_similarities(z_source, z_negatives, out, labels.in_batch_negative)
+    nce, accuracy = losses.multi_positive_nce(z_source, z_positives, mask, negative_logits, config.nce_temperature)
     if config.use_nce:
-        terms["nce"], terms["nce_acc"] = losses.nce_loss(out["z_source"], out["z_positive"], out["z_negatives"],
-                                                         config.nce_temperature)
-    else:
-        terms["positive_l1"] = losses.positive_l1_loss(out["z_source"], out["z_positive"])
-        with torch.no_grad():
-            _, terms["nce_acc"] = losses.nce_loss(out["z_source"], out["z_positive"], out["z_negatives"],
-                                                  config.nce_temperature)
-    total = config.weight_nce * terms.get("nce", terms.get("positive_l1"))
+        return {"nce": nce, "nce_acc": accuracy}
+    return {"positive_l1": losses.positive_l1_loss(z_source, z_positives, mask), "nce_acc": accuracy}
+
+
+def generator_objective(out: dict[str, torch.Tensor], batch: torch.Tensor, discriminators: Discriminators,
+                        config: TranslationConfig, labels: StepLabels) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Eq. 6 for E_c, E_a, G and H (discriminators fixed). Returns (total, named terms)."""
+    terms = contrastive_terms(out, labels, config)
+    total = config.weight_nce * terms["nce" if config.use_nce else "positive_l1"]
     if config.use_i2i:
         source, target = batch[:, SOURCE], batch[:, TARGET]
         translated = out["translated"]

@@ -32,9 +32,15 @@ from mduit_loc.translation.distributed import DistContext, rank_device
 from mduit_loc.translation.finish import FinishedTraining, finish_run
 from mduit_loc.translation.mduit import build_mduit
 from mduit_loc.translation.networks import init_weights
-from mduit_loc.translation.pairing import build_epoch_plan
+from mduit_loc.translation.pairing import FIRST_NEGATIVE, REAL_POSITIVE, SOURCE, TARGET, build_epoch_plan
 from mduit_loc.translation.run_options import TrainOptions, TrainSummary
-from mduit_loc.translation.steps import Discriminators, TrainForward, discriminator_objective, generator_objective
+from mduit_loc.translation.steps import (
+    Discriminators,
+    StepLabels,
+    TrainForward,
+    discriminator_objective,
+    generator_objective,
+)
 
 
 def lr_factor(step: int, total_steps: int, constant_fraction: float) -> float:
@@ -78,7 +84,7 @@ class Trainer:
             config = replace(config, freeze_vgg=bool(options.vgg_weights))
         self.config = config
         self.training_set = load_training_set(options.data, options.image_root, options.domains,
-                                              options.include_test_queries)
+                                              options.include_test_queries, config)
         workers = default_num_workers() if options.num_workers is None else options.num_workers
         self.store = ImageStore(self.training_set.paths, config.image_size, config.cache_limit_mb, workers)
         self.steps_per_epoch = steps_per_epoch(len(self.training_set), config.batch_size, self.context.world_size)
@@ -182,9 +188,9 @@ class Trainer:
     def _plan_epoch(self, epoch: int) -> torch.Tensor:
         config = self.config
         started = time.perf_counter()
-        plan = build_epoch_plan(self._describe_all(), self.training_set.domain_ids, self.training_set.poses,
+        plan = build_epoch_plan(self._describe_all(), self.training_set.domain_ids, self.training_set.places,
                                 config.n_negatives, config.seed, epoch, config.negative_mining,
-                                config.negative_min_distance_m, config.negative_min_angle_deg)
+                                real_positives=config.pose_positives)
         plan = self.context.broadcast(plan)  # identical by construction; broadcasting makes it certain
         self.pairing_s = time.perf_counter() - started
         return plan
@@ -207,13 +213,33 @@ class Trainer:
             self.total_steps, self.stopped_by_budget = self.step, True
 
     # --- one step -------------------------------------------------------------------------------
-    def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step_labels(self, rows: torch.Tensor) -> StepLabels:
+        """What the plan rows (B, R) of one step say beyond their pixels (see ``StepLabels``)."""
+        sources = rows[:, SOURCE]
+        real_positive = rows[:, REAL_POSITIVE] != sources
+        if not self.config.in_batch_negatives:
+            return StepLabels(real_positive.to(self.device))
+        members = torch.cat([sources, rows[:, REAL_POSITIVE], rows[:, FIRST_NEGATIVE:].flatten()])
+        places = self.training_set.places
+        if places is not None and places.any_labelled:
+            allowed = places.may_be_negative(sources, members)
+        else:
+            allowed = sources[:, None] != members[None, :]
+        allowed &= rows[:, TARGET][:, None] != members[None, :]
+        # the sample's own mined negatives stay negatives, as in eq. 5, whatever the fallback chose
+        own = torch.zeros_like(allowed)
+        count, n_neg = rows.shape[0], rows.shape[1] - FIRST_NEGATIVE
+        first = 2 * count + torch.arange(count)[:, None] * n_neg + torch.arange(n_neg)[None, :]
+        own.scatter_(1, first, True)
+        return StepLabels(real_positive.to(self.device), (allowed | own).to(self.device))
+
+    def train_step(self, batch: torch.Tensor, labels: StepLabels) -> dict[str, torch.Tensor]:
         config, amp = self.config, self.use_amp
         with autocast(self.device, amp):
             out = self.train_forward(batch)
         _set_requires_grad(self.discriminators, False)
         with autocast(self.device, amp):
-            total_g, terms = generator_objective(out, batch, self.discriminators, config)
+            total_g, terms = generator_objective(out, batch, self.discriminators, config, labels)
         self.optimizer_g.zero_grad(set_to_none=True)
         self.scaler.scale(total_g).backward()
         self.scaler.step(self.optimizer_g)
@@ -250,8 +276,10 @@ class Trainer:
             remaining = min(self.steps_per_epoch - first, self.total_steps - self.step)
             rows = rank_rows(self.plan, first, remaining, config.batch_size, self.context.rank,
                              self.context.world_size)
-            for batch in self.store.iter_steps(rows, config.batch_size, pin_memory=self.device.type == "cuda"):
-                terms = self.train_step(batch.to(self.device, non_blocking=True))
+            batches = self.store.iter_steps(rows, config.batch_size, pin_memory=self.device.type == "cuda")
+            for index, batch in enumerate(batches):
+                step_rows = rows[index * config.batch_size:(index + 1) * config.batch_size]
+                terms = self.train_step(batch.to(self.device, non_blocking=True), self.step_labels(step_rows))
                 self.step += 1
                 self.elapsed = time.perf_counter() - started
                 if self.budget is not None:

@@ -8,7 +8,7 @@ from .conftest import small_config
 from mduit_loc.datasets.synthetic import generate, get_preset
 from mduit_loc.translation.api import train
 from mduit_loc.translation.data import load_training_set
-from mduit_loc.translation.pairing import FIRST_NEGATIVE, SOURCE, build_epoch_plan, near_pose_mask
+from mduit_loc.translation.pairing import FIRST_NEGATIVE, REAL_POSITIVE, SOURCE, build_epoch_plan
 
 
 @pytest.fixture(scope="module")
@@ -24,21 +24,30 @@ def test_training_set_of_the_robotcar_layout(robotcar_layout):
     labelled = load_training_set(robotcar_layout, include_test_queries=False)
     assert "overcast-reference" in everything.domain_names and "night" in everything.domain_names
     assert len(everything.domain_names) == 10, "domains are the conditions"
-    known = int(everything.poses.known.sum())
+    known = int(everything.places.known.sum())
     assert 0 < known < len(everything), "test queries join training without their poses"
-    # without test queries: fewer images, the same posed ones (train queries have poses for one camera)
-    assert len(labelled) < len(everything) and int(labelled.poses.known.sum()) == known
+    # without test queries: fewer images, the same posed ones (every camera of a training frame, through the rig)
+    assert len(labelled) < len(everything) and int(labelled.places.known.sum()) == known
+    train_queries = [n for n in labelled.names if not n.startswith("overcast-reference")]
+    assert known - (len(labelled) - len(train_queries)) == len(train_queries), "all cameras of train frames posed"
 
 
 def test_negatives_on_real_poses_are_never_the_same_view(robotcar_layout):
     images = load_training_set(robotcar_layout)
     z = torch.nn.functional.normalize(torch.randn(len(images), 8, generator=torch.Generator().manual_seed(0)), dim=1)
-    plan = build_epoch_plan(z, images.domain_ids, images.poses, n_negatives=4, seed=0, epoch=0)
-    posed = images.poses.known[plan[:, SOURCE]]
-    near = near_pose_mask(images.poses, plan[posed, SOURCE], 7.0, 8.0)
+    plan = build_epoch_plan(z, images.domain_ids, images.places, n_negatives=4, seed=0, epoch=0)
+    posed = images.places.known[plan[:, SOURCE]]
+    near = images.places.same_place(plan[posed, SOURCE])
     negatives = plan[posed, FIRST_NEGATIVE:]
     assert posed.any() and not near.gather(1, negatives).any()
-    assert images.poses.known[negatives].all(), "a posed source gets posed negatives only"
+    assert images.places.known[negatives].all(), "a posed source gets posed negatives only"
+    # real positives: the same place, from another condition whenever the place has one
+    positives = plan[posed, REAL_POSITIVE]
+    has_positive = positives != plan[posed, SOURCE]
+    assert has_positive.float().mean() > 0.9
+    assert near.gather(1, positives[:, None])[has_positive].all()
+    cross = images.domain_ids[positives] != images.domain_ids[plan[posed, SOURCE]]
+    assert cross[has_positive].float().mean() > 0.5
 
 
 def test_train_on_the_robotcar_layout(robotcar_layout, tmp_path):

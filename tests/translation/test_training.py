@@ -61,7 +61,7 @@ def test_tiny_training_learns_and_writes_a_loadable_run(domain_data, tmp_path):
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt", "step_0000020.pt",
                                                                       "step_0000040.pt"]
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
-    assert state["step"] == 40 and state["plan"].shape[1] == 4 + config.n_negatives
+    assert state["step"] == 40 and state["plan"].shape[1] == config.rows_per_sample == 5 + config.n_negatives
 
     model = load_mduit(run, "cpu")
     assert model.checksum == meta["checksum"] and model.image_size == (32, 32)
@@ -89,10 +89,10 @@ def train_until_killed(config, data, out, kill_at_step: int) -> None:
     trainer = Trainer(config, TrainOptions(data=data, out=out, num_workers=0, progress=False))
     original_step = trainer.train_step
 
-    def dying_step(batch):
+    def dying_step(batch, labels):
         if trainer.step == kill_at_step:
             raise Killed
-        return original_step(batch)
+        return original_step(batch, labels)
 
     trainer.train_step = dying_step
     with pytest.raises(Killed):
