@@ -1,7 +1,12 @@
 """``mduit-loc index``: describe a map's images (optionally translated) and build a FAISS index.
 
+The map is a dataset with poses (RobotCar Seasons layout, COLMAP model), or any folder of images
+(searched recursively) or image list without poses: then queries get ranked pairs and scores (hloc
+pairs for matching) and no pose.
+
 Examples::
 
+    mduit-loc index --db photos/ --model raw-pixels --out idx/photos          # no poses: pairs only
     mduit-loc index --db data/robotcar --model runs/mduit --out idx/mduit --translate-db
     mduit-loc index --db my_colmap_map/sparse/0 --image-root my_colmap_map/images --model raw-pixels --out idx/raw
     mduit-loc index --db data/robotcar --model netvlad/Pitts30K_struct.mat --out idx/nv --index-type ivf-pq
@@ -19,14 +24,18 @@ from mduit_loc.runtime import resolve_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", required=True, metavar="DATASET_OR_DIR",
-                        help="the map: a RobotCar Seasons folder (real or synthetic) or a COLMAP model folder")
+    parser.add_argument("--db", required=True, metavar="MAP",
+                        help="the map: a RobotCar Seasons folder (real or synthetic) or a COLMAP model folder "
+                             "(with poses); or any folder of images (recursive) or an image list file, one name "
+                             "per line relative to --image-root (without poses: queries get pairs and scores, "
+                             "no pose)")
     parser.add_argument("--model", required=True,
                         help="MDUIT or NetVLAD run directory, NetVLAD .mat checkpoint, or raw-pixels[:HxW]; "
                              "an MDUIT run gives z, RUN#content:HxW its content features pooled on an HxW grid "
                              "(keeps the spatial layout; better on low-resolution route data such as Nordland)")
     parser.add_argument("--out", required=True, type=Path, metavar="INDEX", help="index directory to write")
-    parser.add_argument("--image-root", help="image folder of a COLMAP map (default: images/ next to it)")
+    parser.add_argument("--image-root", help="image folder of a COLMAP map (default: images/ next to it) or "
+                                             "root of the names in an image list (default: the list's folder)")
     group = parser.add_argument_group("index")
     group.add_argument("--index-type", choices=INDEX_TYPES, default="flat",
                        help="flat: exact (default); ivf / ivf-pq: approximate, for large maps (trained)")
@@ -67,10 +76,12 @@ def run(args: argparse.Namespace) -> int:
                            save_translations=args.save_translations, image_root=args.image_root,
                            device=resolve_device(args.device))
     out = build_index(args.db, args.model, args.out, options)
-    manifest = load_index(out).manifest
+    loaded = load_index(out)
+    manifest, table = loaded.manifest, loaded.table
     counts = manifest["counts"]
     print(f"{out}: {manifest['index']['type']} index of {counts['vectors']} vectors "
           f"({counts['images']} images x {counts['appearances']} appearance(s)), "
           f"{manifest['descriptor']['name']} dim {manifest['descriptor']['dim']}"
-          + (f"; {counts['failed_images']} unreadable image(s) left out" if counts["failed_images"] else ""))
+          + (f"; {counts['failed_images']} unreadable image(s) left out" if counts["failed_images"] else "")
+          + ("; the images have no poses: queries get pairs and scores, no pose" if not table.num_posed else ""))
     return 0

@@ -1,7 +1,12 @@
 """``mduit-loc query``: retrieve and localize query images against an index.
 
+Against an index of images without poses (``mduit-loc index --db photos/``) every query gets ranked
+pairs and scores (``pairs.txt``: hloc pairs for matching) and no pose; ``summary.json`` counts the
+queries without a pose and says why.
+
 Examples::
 
+    mduit-loc query --index idx/photos --images queries/ --out res/          # res/pairs.txt for matching
     mduit-loc query --index idx/mduit --images data/robotcar --split test --per-camera --per-location --out res/
     mduit-loc query --index idx/raw --images photos/ --top-k 20 --pose weighted --out res/
     mduit-loc query --index idx/mduit --images night_list.txt --image-root data/robotcar/images --pose pnp --out res/
@@ -24,14 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image files, folders, list files (one name per line, relative to --image-root or "
                              "the dataset's image root) or a dataset folder (all its queries, see --split)")
     parser.add_argument("--out", required=True, type=Path, metavar="RESULTS",
-                        help="output folder: pairs.txt, poses.txt, scores.csv, queries.csv, summary.json")
+                        help="output folder: pairs.txt, poses.txt (queries that got a pose), scores.csv, "
+                             "queries.csv, summary.json")
     parser.add_argument("--top-k", type=positive_int, default=10, help="database images per query (default: 10)")
     parser.add_argument("--per-camera", action="store_true", help="retrieve only images of the query's camera")
     parser.add_argument("--per-location", action="store_true",
                         help="retrieve only images of the query's location (RobotCar per-location lists)")
     parser.add_argument("--pose", choices=POSE_METHODS, default="top1",
                         help="top1 (default): pose of the best image; mean / weighted: average of the top "
-                             "--pose-top-k poses; pnp: 6-DoF refinement with SIFT + PnP (falls back to top1)")
+                             "--pose-top-k poses; pnp: 6-DoF refinement with SIFT + PnP (falls back to top1). "
+                             "Poses need a map with poses; an index of plain images gives pairs only")
     parser.add_argument("--pose-top-k", type=positive_int, help="poses averaged by mean/weighted (default: --top-k)")
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                         help=f"weighted: weights = similarity^alpha (default: {DEFAULT_ALPHA:g})")
@@ -67,5 +74,6 @@ def run(args: argparse.Namespace) -> int:
     refined = sum(1 for r in results.refinement.values() if r.refined)
     print(f"{args.out}: {len(results.poses)} of {len(results.queries)} queries localized ({args.pose}"
           + (f", {refined} refined by PnP" if args.pose == "pnp" else "") + ")"
-          + (f"; {len(results.failed)} unreadable image(s) skipped" if results.failed else ""))
+          + (f"; {len(results.failed)} unreadable image(s) skipped" if results.failed else "")
+          + (f"; pairs and scores for all {len(results.pairs)} in pairs.txt" if results.no_pose else ""))
     return 0

@@ -6,7 +6,8 @@ One row per index vector, in vector-id order (tab-separated, with a header)::
 
 ``appearance`` is ``original`` for the untranslated image, otherwise the name of the target
 appearance it was translated into; ``location`` is ``-`` when unknown; the pose is the database
-image's cam_from_world. In memory the table is normalised into per-image and per-vector arrays so
+image's cam_from_world, ``-`` in all seven columns for an image without one (a plain image folder
+indexed for pairs). In memory the table is normalised into per-image and per-vector arrays so
 that masks and the collapse of translated variants are vectorised.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mduit_loc.poses import Pose
 
 ORIGINAL = "original"
 NO_LOCATION = -1
+NO_POSE = "-"          # each pose column of an image without a pose
 COLUMNS = ("vector_id", "image", "appearance", "camera", "location", "qw", "qx", "qy", "qz", "tx", "ty", "tz")
 
 
@@ -32,7 +34,7 @@ class DatabaseTable:
     image_names: list[str]          # (M,) distinct database images
     image_cameras: np.ndarray       # (M,) int codes into ``cameras``
     image_locations: np.ndarray     # (M,) int, NO_LOCATION when unknown
-    image_poses: np.ndarray         # (M, 7) qw qx qy qz tx ty tz (cam_from_world)
+    image_poses: np.ndarray         # (M, 7) qw qx qy qz tx ty tz (cam_from_world); NaN rows: no pose
     cameras: list[str]              # camera code -> name
     appearances: list[str]          # appearance code -> name (``original`` first)
     vector_images: np.ndarray       # (V,) int image index of each vector
@@ -52,7 +54,17 @@ class DatabaseTable:
 
     def pose(self, image_index: int) -> Pose:
         values = self.image_poses[image_index]
+        if not self.has_pose(image_index):
+            raise MduitError(f"database image {self.image_names[image_index]!r} has no pose")
         return Pose.from_qvec(values[:4], values[4:])
+
+    def has_pose(self, image_index: int) -> bool:
+        return bool(np.isfinite(self.image_poses[image_index, 0]))
+
+    @property
+    def num_posed(self) -> int:
+        """Database images with a pose (0 for a plain image folder)."""
+        return int(np.isfinite(self.image_poses[:, 0]).sum())
 
     def camera_code(self, camera: str | None) -> int:
         """Code of ``camera``; -1 if the database has no image of that camera (or None)."""
@@ -75,7 +87,7 @@ class DatabaseTable:
 
     @classmethod
     def build(cls, names: Sequence[str], cameras: Sequence[str], locations: Sequence[int | None],
-              poses: Sequence[Pose], appearances: Sequence[str], image_major: bool = True) -> "DatabaseTable":
+              poses: Sequence[Pose | None], appearances: Sequence[str], image_major: bool = True) -> "DatabaseTable":
         """Every image with every appearance, vectors ordered image-major (image 0's variants first)."""
         camera_names = sorted(set(cameras))
         num_images, num_appearances = len(names), len(appearances)
@@ -88,7 +100,8 @@ class DatabaseTable:
             image_names=list(names),
             image_cameras=np.array([camera_names.index(c) for c in cameras], dtype=np.int64),
             image_locations=np.array([NO_LOCATION if loc is None else int(loc) for loc in locations], np.int64),
-            image_poses=np.array([[*p.qvec, *p.t] for p in poses], np.float64).reshape(-1, 7),
+            image_poses=np.array([[*p.qvec, *p.t] if p is not None else [np.nan] * 7 for p in poses],
+                                 np.float64).reshape(-1, 7),
             cameras=camera_names,
             appearances=list(appearances),
             vector_images=image_ids.astype(np.int64),
@@ -107,7 +120,7 @@ def write_table(path: str | Path, table: DatabaseTable) -> None:
         handle.write("\t".join(COLUMNS) + "\n")
         for vector_id, (image, appearance) in enumerate(zip(table.vector_images, table.vector_appearances)):
             location = table.image_locations[image]
-            pose = " ".join(f"{v:.12g}" for v in table.image_poses[image]).replace(" ", "\t")
+            pose = "\t".join(f"{v:.12g}" if table.has_pose(image) else NO_POSE for v in table.image_poses[image])
             handle.write(f"{vector_id}\t{table.image_names[image]}\t{table.appearances[appearance]}\t"
                          f"{table.cameras[table.image_cameras[image]]}\t"
                          f"{'-' if location == NO_LOCATION else location}\t{pose}\n")
@@ -132,7 +145,9 @@ def _parse_row(line: str, path: Path, number: int, expected_id: int):
                           got=name)
     if not appearance:
         raise FormatError(path, number, "an appearance name (original, or the target appearance)", got=line)
-    pose = parse_floats(tokens[5:], path, number, "7 pose numbers qw qx qy qz tx ty tz", got=line)
+    if tokens[5:] == [NO_POSE] * 7:  # an image without a pose (a plain image folder)
+        return name, appearance, camera, location, None
+    pose = parse_floats(tokens[5:], path, number, "7 pose numbers qw qx qy qz tx ty tz (or 7 times -)", got=line)
     if math.hypot(*pose[:4]) < 1e-12:
         raise FormatError(path, number, "a quaternion of non-zero norm", got=" ".join(tokens[5:9]))
     return name, appearance, camera, location, pose
@@ -146,7 +161,7 @@ def read_table(path: str | Path) -> DatabaseTable:
     names: list[str] = []
     cams: list[str] = []
     locs: list[int | None] = []
-    poses: list[list[float]] = []
+    poses: list[list[float] | None] = []
     appearances = [ORIGINAL]
     vector_images: list[int] = []
     vector_appearances: list[int] = []
@@ -174,7 +189,7 @@ def read_table(path: str | Path) -> DatabaseTable:
         image_names=names,
         image_cameras=np.array([camera_names.index(c) for c in cams], np.int64),
         image_locations=np.array(locs, np.int64),
-        image_poses=np.array(poses, np.float64).reshape(-1, 7),
+        image_poses=np.array([[math.nan] * 7 if p is None else p for p in poses], np.float64).reshape(-1, 7),
         cameras=camera_names,
         appearances=appearances,
         vector_images=np.array(vector_images, np.int64),

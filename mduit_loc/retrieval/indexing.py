@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mduit_loc.datasets import open_dataset
+from mduit_loc.datasets.image_collection import open_map
 from mduit_loc.datasets.map_files import MapFiles
 from mduit_loc.datasets.types import LocalizationDataset
 from mduit_loc.errors import MduitError
@@ -32,10 +32,11 @@ log = logging.getLogger(__name__)
 
 
 def open_database(db: str | Path | LocalizationDataset, image_root: str | None = None) -> LocalizationDataset:
-    dataset = db if isinstance(db, LocalizationDataset) else open_dataset(db, image_root)
+    """The map to index (``image_collection.open_map``): a dataset with poses, or plain images without."""
+    dataset = db if isinstance(db, LocalizationDataset) else open_map(db, image_root)
     if not dataset.database:
-        raise MduitError(f"{dataset.root}: the database is empty — no map images with poses "
-                         f"(a {dataset.kind} dataset); give a RobotCar Seasons folder or a COLMAP model")
+        raise MduitError(f"{dataset.root}: the database is empty — no map images (a {dataset.kind} dataset); "
+                         "give a RobotCar Seasons folder, a COLMAP model, a folder of images or an image list")
     return dataset
 
 
@@ -124,4 +125,7 @@ def _build(dataset: LocalizationDataset, descriptor, staged: OutputSet, options:
     manifest = faiss_index.make_manifest(descriptor.describe_identity(), params, table,
                                          MapFiles.of(dataset).to_record(), intrinsics, translation,
                                          len(report.failed))
+    if dataset.image_intrinsics:  # a COLMAP map with several calibrations per camera: PnP needs each image's
+        manifest["image_intrinsics"] = {name: asdict(dataset.image_intrinsics[name]) for name in names
+                                        if name in dataset.image_intrinsics}
     faiss_index.save_index(staged.staging, index, table, manifest)

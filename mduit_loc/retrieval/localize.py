@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -43,6 +44,11 @@ class LocalizationResults:
     pose_method: str = "top1"
     refinement: dict[str, RefineResult] = field(default_factory=dict)
     failed: list[FailedImage] = field(default_factory=list)
+    no_pose: dict[str, str] = field(default_factory=dict)  # query name -> why it has no pose
+
+
+NO_RESULTS = "no database image allowed by the masks"
+NO_DB_POSE = "pairs only: the retrieved database images have no pose"
 
 
 def _named_folders(index: Path, queries, options: QueryOptions) -> list[Path]:
@@ -110,18 +116,21 @@ def _query_descriptor(loaded: LoadedIndex, model: str | None, device):
                                 "with the same model (its checksum is checked)") from None
 
 
-def _intrinsics(manifest: dict) -> dict[str, Intrinsics]:
-    return {camera: Intrinsics(**values) for camera, values in (manifest.get("intrinsics") or {}).items()}
+def _intrinsics(manifest: dict, key: str = "intrinsics") -> dict[str, Intrinsics]:
+    """Per camera (``intrinsics``) or per image whose own calibration differs (``image_intrinsics``)."""
+    return {camera: Intrinsics(**values) for camera, values in (manifest.get(key) or {}).items()}
 
 
 @dataclass
 class _MapForRefinement:
-    """What PnP needs of the map, loaded once: structure, intrinsics, image root, a SIFT refiner
+    """What PnP needs of the map, loaded once: structure, intrinsics (per camera, and per image where
+    an image has its own, as in a COLMAP map with a camera per image), image root, a SIFT refiner
     (which caches database features across queries)."""
 
     refiner: PoseRefiner
     intrinsics: dict[str, Intrinsics]
     image_root: Path
+    image_intrinsics: dict[str, Intrinsics] = field(default_factory=dict)
 
     @classmethod
     def load(cls, loaded: LoadedIndex, options: QueryOptions, named: Sequence[Path] = ()) -> _MapForRefinement:
@@ -133,12 +142,20 @@ class _MapForRefinement:
                              f"pass --data {files.root} to use that map (paths recorded in an index are only followed "
                              "inside the index or folders named on the command line)")
         intrinsics = _intrinsics(loaded.manifest)
+        image_intrinsics = _intrinsics(loaded.manifest, "image_intrinsics")
         if options.data is not None:  # the map moved: take its files from the dataset given
             dataset = open_dataset(options.data, options.image_root)
             files = MapFiles.of(dataset)
-            intrinsics = dict(dataset.intrinsics) or intrinsics
+            if dataset.intrinsics:
+                intrinsics, image_intrinsics = dict(dataset.intrinsics), dict(dataset.image_intrinsics)
         scene = load_scene(files, intrinsics)
-        return cls(PoseRefiner(scene, options.refine), intrinsics, files.image_root)
+        return cls(PoseRefiner(scene, options.refine), intrinsics, files.image_root, image_intrinsics)
+
+    def retrieved(self, table, image: int) -> RetrievedImage:
+        """Database image ``image`` of ``table`` with its own calibration, else its camera's."""
+        name = table.image_names[image]
+        intrinsics = self.image_intrinsics.get(name) or self.intrinsics.get(table.cameras[table.image_cameras[image]])
+        return RetrievedImage(name, self.image_root / name, table.pose(image), intrinsics)
 
 
 def _refine_all(items, image_ids, fallback: dict[int, Pose], table, scene_map: _MapForRefinement,
@@ -148,9 +165,7 @@ def _refine_all(items, image_ids, fallback: dict[int, Pose], table, scene_map: _
     results: dict[int, RefineResult] = {}
     for row in tqdm(sorted(fallback), desc="pnp refinement", unit="query", file=sys.stderr,
                     disable=not progress or None, leave=False):
-        retrieved = [RetrievedImage(table.image_names[i], scene_map.image_root / table.image_names[i], table.pose(i),
-                                    intrinsics.get(table.cameras[table.image_cameras[i]]))
-                     for i in image_ids[row] if i >= 0]
+        retrieved = [scene_map.retrieved(table, int(i)) for i in image_ids[row] if i >= 0 and table.has_pose(int(i))]
         query = items[row]
         results[row] = scene_map.refiner.refine(query.path, intrinsics.get(query.camera, single), retrieved,
                                                 fallback[row])
@@ -186,6 +201,7 @@ class Localizer:
         if out is not None:  # before any work: names the result files cannot hold
             check_token_names([item.name for item in items], "query image")
             check_token_names(loaded.table.image_names, "database image", f"{loaded.path}: ")
+        _check_pose_method(options.pose, loaded)
         if options.pose == "pnp" and self._map is None:
             self._map = _MapForRefinement.load(loaded, options, named)
         vectors, ok, failed = compute_descriptors(self.descriptor, [item.path for item in items], options.extract,
@@ -232,11 +248,24 @@ def _collect(items, found, row_poses, loaded, pose_method, refinement, failed) -
         results.db_cameras[item.name] = [table.cameras[table.image_cameras[i]] for i in ids]
         if row in row_poses:
             results.poses[item.name] = row_poses[row]
-    missing = [item.name for item in items if item.name not in results.poses]
-    if missing:
+        else:
+            results.no_pose[item.name] = NO_DB_POSE if len(ids) else NO_RESULTS
+    unmatched = [name for name, reason in results.no_pose.items() if reason == NO_RESULTS]
+    if unmatched:
         log.warning("%d queries got no database image (masks too strict?) and have no pose: %s",
-                    len(missing), ", ".join(missing[:5]))
+                    len(unmatched), ", ".join(unmatched[:5]))
+    pairs_only = len(results.no_pose) - len(unmatched)
+    if pairs_only and table.num_posed:  # on a map without any pose this is what was asked for
+        log.warning("%d queries have pairs but no pose: their retrieved database images have none", pairs_only)
     return results
+
+
+def _check_pose_method(method: str, loaded: LoadedIndex) -> None:
+    """Poses averaged or refined need database poses: a map without any gives pairs and scores only."""
+    if method != "top1" and loaded.table.num_posed == 0:
+        raise MduitError(f"--pose {method} needs database poses, but the index {loaded.path} was built from images "
+                         "without poses (a folder or list of images): it gives ranked pairs and scores. Query "
+                         "without --pose, or index a map with poses (a COLMAP model, a RobotCar Seasons folder)")
 
 
 def _summary(results: LocalizationResults, loaded: LoadedIndex, options: QueryOptions) -> dict:
@@ -244,4 +273,7 @@ def _summary(results: LocalizationResults, loaded: LoadedIndex, options: QueryOp
     return {"index": str(loaded.path.resolve()), "descriptor": loaded.manifest["descriptor"],
             "index_type": loaded.type, "options": {**asdict(options), "device": str(options.device)},
             "counts": {"queries": len(results.queries), "with_pose": len(results.poses),
-                       "failed_images": len(results.failed), "pnp_refined": refined}}
+                       "without_pose": len(results.no_pose), "failed_images": len(results.failed),
+                       "pnp_refined": refined, "database_images": loaded.table.num_images,
+                       "database_images_with_pose": loaded.table.num_posed},
+            "without_pose": dict(Counter(results.no_pose.values()))}

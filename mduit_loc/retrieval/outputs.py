@@ -57,7 +57,7 @@ def write_queries_csv(path: Path, results) -> None:
                 item.name, item.camera or "", "" if item.location is None else item.location, len(ranked),
                 ranked[0] if ranked else "", f"{scores[0]:.6f}" if scores else "", results.pose_method, source,
                 refinement.num_correspondences if refinement else "", refinement.num_inliers if refinement else "",
-                refinement.status if refinement else ("ok" if ranked else "no database image allowed by the masks"),
+                refinement.status if refinement else results.no_pose.get(item.name, "ok"),
             ))
 
 

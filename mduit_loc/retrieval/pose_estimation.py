@@ -7,6 +7,8 @@
   alpha = 8).
 Camera centres are averaged with the weights; rotations with the weighted quaternion mean
 (eigenvector of ``sum w_i q_i q_i^T``, sign-invariant), both from ``mduit_loc.poses.mean_pose``.
+Only retrieved images that have a pose count: against a map without poses (a plain image folder)
+a query gets ranked pairs and no pose.
 """
 from __future__ import annotations
 
@@ -47,14 +49,14 @@ def retrieval_pose(poses: Sequence[Pose], scores: Sequence[float] | np.ndarray, 
 
 def estimate_poses(image_ids: np.ndarray, scores: np.ndarray, table, method: str = "top1",
                    pose_top_k: int | None = None, alpha: float = DEFAULT_ALPHA) -> dict[int, Pose]:
-    """Query row -> pose for every row with at least one result (``image_ids`` -1 padded)."""
+    """Query row -> pose for every row with at least one result that has a pose (``image_ids`` -1 padded)."""
     if method not in RETRIEVAL_METHODS:
         raise MduitError(f"unknown pose method {method!r}; expected one of {', '.join(RETRIEVAL_METHODS)}")
     width = image_ids.shape[1] if pose_top_k is None else min(pose_top_k, image_ids.shape[1])
     poses: dict[int, Pose] = {}
     for row in range(len(image_ids)):
-        ids = image_ids[row, :width]
-        ids = ids[ids >= 0]
-        if len(ids):
-            poses[row] = retrieval_pose([table.pose(int(i)) for i in ids], scores[row, :len(ids)], method, alpha)
+        ids, row_scores = image_ids[row, :width], scores[row, :width]
+        keep = np.array([i >= 0 and table.has_pose(int(i)) for i in ids], bool)
+        if keep.any():
+            poses[row] = retrieval_pose([table.pose(int(i)) for i in ids[keep]], row_scores[keep], method, alpha)
     return poses
