@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from mduit_loc.datasets.layout import day_or_night
+from mduit_loc.errors import MduitError
+from mduit_loc.io_utils import leaves_folder
 from mduit_loc.poses import Pose
 
 
@@ -66,13 +68,16 @@ class QueryImage:
 
 @dataclass(frozen=True)
 class TrainingImage:
-    """An image for translation/descriptor training: its appearance domain and pose if known."""
+    """An image for translation/descriptor training: its appearance domain, and where known its pose
+    or a place label (images with the same label show the same place, e.g. one file name in every
+    domain folder of Nordland)."""
 
     name: str
     path: Path
     domain: str
     pose: Pose | None = None
     camera: str | None = None
+    place: str | None = None
 
 
 @dataclass
@@ -92,6 +97,11 @@ class LocalizationDataset:
     image_intrinsics: dict[str, Intrinsics] = field(default_factory=dict)
 
     def image_path(self, name: str) -> Path:
+        """``image_root / name``; a name that would lead out of the image folder (absolute, or with ``..``:
+        a crafted map file) is refused, whatever reader produced it."""
+        if leaves_folder(name):
+            raise MduitError(f"{self.root}: image name {name!r} leads out of the image folder {self.image_root} "
+                             "(names are relative to it, without '..')")
         return self.image_root / name
 
     def intrinsics_of(self, name: str, camera: str | None) -> Intrinsics | None:
@@ -117,10 +127,43 @@ class LocalizationDataset:
         """
         images = [TrainingImage(d.name, self.image_path(d.name), d.condition, d.pose, d.camera)
                   for d in self.database]
+        rig_poses = self._training_poses_through_rig()
+        places = self._shared_name_places()
         for query in self.queries:
             if query.split == "test" and not include_test_queries:
                 continue
-            pose = query.pose if query.split != "test" else None
+            pose = (query.pose or rig_poses.get(query.name)) if query.split != "test" else None
             images.append(TrainingImage(query.name, self.image_path(query.name), query.condition,
-                                        pose, query.camera))
+                                        pose, query.camera, places.get(query.name)))
         return images
+
+    def _training_poses_through_rig(self) -> dict[str, Pose]:
+        """Poses of the training queries that the ground truth omits, from another camera of the same
+        frame and the rig (RobotCar Seasons' v2 training list gives the rear camera only)."""
+        if not self.rig:
+            return {}
+        known = {(q.condition, q.timestamp): q for q in self.queries
+                 if q.split == "train" and q.pose is not None and q.camera in self.rig}
+        derived = {}
+        for query in self.queries:
+            frame = known.get((query.condition, query.timestamp))
+            if query.split != "train" or query.pose is not None or frame is None or query.camera not in self.rig:
+                continue
+            assert frame.pose is not None
+            world_from_car = frame.pose.world_from_cam_matrix() @ np.linalg.inv(self.rig[frame.camera])
+            derived[query.name] = Pose.from_world_from_cam_matrix(world_from_car @ self.rig[query.camera])
+        return derived
+
+    def _shared_name_places(self) -> dict[str, str]:
+        """Place labels of a folder-per-domain dataset whose files share names across domains (the same
+        name is the same place, as in Nordland): the path inside the domain folder, for images whose
+        name occurs in another domain too, when most images have such a counterpart."""
+        if self.kind != "domain-folders":
+            return {}
+        inside = {q.name: q.name.split("/", 1)[-1] for q in self.queries}
+        domains_of: dict[str, set[str]] = {}
+        for query in self.queries:
+            domains_of.setdefault(inside[query.name], set()).add(query.condition)
+        shared = {name for name, found in domains_of.items() if len(found) > 1}
+        labelled = [q.name for q in self.queries if inside[q.name] in shared]
+        return {name: inside[name] for name in labelled} if 2 * len(labelled) > len(self.queries) else {}
