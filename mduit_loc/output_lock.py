@@ -48,9 +48,11 @@ def _holder(lock_path: Path) -> str:
 
 
 @contextlib.contextmanager
-def output_lock(folder: str | Path, command: str, clean: Iterable[str] = ()) -> Iterator[Path]:
+def output_lock(folder: str | Path, command: str, clean: Iterable[str] = (), beside: bool = False) -> Iterator[Path]:
     """Hold ``folder`` (created if needed) for ``command``; ``clean``: subfolders also cleared of
-    dead writers' temporaries (``checkpoints``). Raises ``OutputBusyError`` when another process holds it."""
+    dead writers' temporaries (``checkpoints``); ``beside``: the lock file is ``.NAME.mduit-lock`` next to
+    the folder, for a folder that must stay empty until written (``synth``). Raises ``OutputBusyError``
+    when another process holds it."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise MduitError(f"output {folder} is a file; give a folder")
@@ -63,7 +65,7 @@ def output_lock(folder: str | Path, command: str, clean: Iterable[str] = ()) -> 
         finally:
             _held[key] -= 1
         return
-    lock_path = key / LOCK_FILE
+    lock_path = key.parent / f".{key.name}{LOCK_FILE}" if beside else key / LOCK_FILE
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as err:

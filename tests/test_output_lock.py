@@ -19,12 +19,12 @@ def dead_pid() -> int:
     return child.pid
 
 
-def hold_in_another_process(folder, command: str = "train"):
-    """A process holding ``folder``'s lock until its stdin closes."""
+def hold_in_another_process(folder, command: str = "train", beside: bool = False):
+    """A process holding ``folder``'s lock until its stdin closes (``holder.communicate("")`` ends it)."""
     script = textwrap.dedent(f"""
         import sys
         from mduit_loc.output_lock import output_lock
-        with output_lock({str(folder)!r}, {command!r}):
+        with output_lock({str(folder)!r}, {command!r}, beside={beside!r}):
             print("locked", flush=True)
             sys.stdin.read()
     """)

@@ -13,7 +13,7 @@ have it, with a per-camera breakdown; ``--cameras rear`` mimics the benchmark se
 the rear camera only. Counting: position error <= tau_t AND rotation error <= tau_R (inclusive);
 a query without an estimate is a failure; day all / night all pool all images of those conditions.
 Outputs in ``--out``: eval.csv (long format), eval_queries.csv (per-query errors), recall_curves.png,
-report.md and report.html.
+report.md and report.html, replaced together (``output_set``); ``--out`` is locked while eval runs.
 ``mduit-loc eval --table1 ...`` is an alias of ``mduit-loc table1 ...`` (the paper's Table 1, trained
 and evaluated by ``mduit_loc.pipelines``); the dispatcher in ``mduit_loc.cli`` routes it there.
 """
@@ -29,9 +29,11 @@ from mduit_loc.errors import MduitError
 from mduit_loc.evaluation.evaluate import GroundTruth, align_estimates, evaluate, load_ground_truth
 from mduit_loc.evaluation.metrics import DEFAULT_THRESHOLDS, parse_thresholds
 from mduit_loc.evaluation.plots import plot_recall_curves
-from mduit_loc.evaluation.report import evaluation_sections, write_report
+from mduit_loc.evaluation.report import HTML_FILE, MARKDOWN_FILE, evaluation_sections, write_report
 from mduit_loc.evaluation.submission import parse_cameras
 from mduit_loc.evaluation.tables import format_results, write_csv, write_query_csv
+from mduit_loc.output_lock import output_lock
+from mduit_loc.output_set import staged_outputs
 from mduit_loc.pose_files import read_poses
 from mduit_loc.poses import Pose
 from mduit_loc.retrieval.api import (
@@ -46,6 +48,7 @@ from mduit_loc.retrieval.api import (
 from mduit_loc.runtime import add_device_argument, resolve_device
 
 CSV_FILE, QUERY_CSV_FILE, PLOT_FILE = "eval.csv", "eval_queries.csv", "recall_curves.png"
+EVAL_MEMBERS = (CSV_FILE, QUERY_CSV_FILE, PLOT_FILE, MARKDOWN_FILE, HTML_FILE)   # one output set
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,6 +156,12 @@ def run(args: argparse.Namespace) -> int:
     cameras = None if args.cameras.strip() == "all" else parse_cameras(args.cameras)
     sources = _sources(args)
     out = _out_dir(args, sources)
+    with output_lock(out, "eval"):   # one writer; the files are replaced together at the end (output_set)
+        return _run(args, thresholds, cameras, sources, out)
+
+
+def _run(args: argparse.Namespace, thresholds, cameras: tuple[str, ...] | None,
+         sources: list[tuple[str, str, str]], out: Path) -> int:
     # Read every poses file before the (slower) dataset, so a malformed file fails fast.
     estimates = {name: read_poses(value) for kind, name, value in sources if kind == "poses"}
     dataset = open_dataset(args.data)
@@ -169,10 +178,11 @@ def run(args: argparse.Namespace) -> int:
                              f"({ground_truth.source}); wrong --split or --data?")
         results.append(evaluate(poses, ground_truth.poses, ground_truth.meta, thresholds, name, cameras))
     print(format_results(results, details=args.details))
-    csv_path = write_csv(out / CSV_FILE, results)
-    write_query_csv(out / QUERY_CSV_FILE, results)
-    plot_path = plot_recall_curves(results, out / PLOT_FILE, rotation_deg=args.plot_rotation)
-    title = f"Evaluation on {args.data} ({ground_truth.split} split)"
-    report = write_report(out, title, evaluation_sections(results, plot_path, True, args.plot_rotation))
-    print(f"\nwrote {csv_path}, {out / QUERY_CSV_FILE}, {plot_path}, {report.markdown}, {report.html}")
+    with staged_outputs(out, EVAL_MEMBERS) as staged:
+        write_csv(staged.path(CSV_FILE), results)
+        write_query_csv(staged.path(QUERY_CSV_FILE), results)
+        plot_path = plot_recall_curves(results, staged.path(PLOT_FILE), rotation_deg=args.plot_rotation)
+        title = f"Evaluation on {args.data} ({ground_truth.split} split)"
+        write_report(staged.staging, title, evaluation_sections(results, plot_path, True, args.plot_rotation))
+    print("\nwrote " + ", ".join(str(out / name) for name in EVAL_MEMBERS))
     return 0

@@ -20,10 +20,10 @@ from mduit_loc.evaluation.submission import (
     build_submission,
     check_complete,
     parse_cameras,
+    read_submission_poses,
     required_test_queries,
     write_submission,
 )
-from mduit_loc.pose_files import read_poses
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     cameras = parse_cameras(args.cameras)
-    poses = read_poses(args.poses)
+    poses = read_submission_poses(args.poses)
     required = required_test_queries(args.data) if args.data is not None else None
     submission = build_submission(poses, required, cameras, args.v2)
     if not args.allow_missing:

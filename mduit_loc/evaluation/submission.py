@@ -21,6 +21,7 @@ from mduit_loc.datasets.layout import CAMERAS, ImageName
 from mduit_loc.datasets.robotcar_files import TEST_FILE
 from mduit_loc.errors import MduitError
 from mduit_loc.io_utils import atomic_open
+from mduit_loc.pose_files import read_pose_entries
 from mduit_loc.poses import Pose, submission_line
 
 DEFAULT_CAMERAS = ("rear",)
@@ -56,6 +57,24 @@ def submission_name(name: str, v2: bool = False) -> str:
     """``night/rear/123.jpg`` -> ``rear/123.jpg`` (``rear/123.png`` with ``v2``)."""
     camera, timestamp = _frame_key(name, "image name")
     return f"{camera}/{timestamp}.{'png' if v2 else 'jpg'}"
+
+
+def read_submission_poses(path: str | Path) -> dict[str, Pose]:
+    """A poses file whose names are RobotCar Seasons image names; a bad name, or two lines for one camera
+    and timestamp, is an error naming the file and the line."""
+    path = Path(path)
+    poses: dict[str, Pose] = {}
+    frames: dict[tuple[str, str], int] = {}
+    for number, name, pose in read_pose_entries(path):
+        try:
+            parsed = ImageName.parse(name)
+        except ValueError as err:
+            raise MduitError(f"{path}:{number}: {err}") from None
+        key = (parsed.camera, parsed.timestamp)
+        if key in frames:
+            raise MduitError(f"{path}:{number}: {name!r} is the same camera and timestamp as line {frames[key]}")
+        frames[key], poses[name] = number, pose
+    return poses
 
 
 def _poses_by_frame(poses: Mapping[str, Pose]) -> dict[tuple[str, str], Pose]:

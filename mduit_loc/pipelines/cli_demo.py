@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mduit_loc.output_lock import output_lock
 from mduit_loc.pipelines.cli_common import add_training_arguments, budget_from_args
 from mduit_loc.pipelines.demo import DEMO_METHODS, DemoSettings, print_summary, run_demo
 from mduit_loc.pipelines.methods import RetrievalProtocol
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
                                  num_workers=args.num_workers, progress=not args.no_progress)
     settings = DemoSettings(out=args.out, budget=budget, protocol=protocol, data=args.data, preset=args.preset,
                             seed=args.seed, size=args.size, locations=args.locations, threads=args.threads)
-    outputs = run_demo(settings, DEMO_METHODS)
+    with output_lock(args.out, "demo"):
+        outputs = run_demo(settings, DEMO_METHODS)
     print_summary(outputs, args.out, [method.key for method in DEMO_METHODS])
     return 0

@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mduit_loc.output_lock import output_lock
 from mduit_loc.pipelines.cli_common import add_training_arguments, budget_from_args
 from mduit_loc.pipelines.methods import RetrievalProtocol
 from mduit_loc.pipelines.stages import holds_nothing, render_synthetic
@@ -49,11 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     budget = budget_from_args(args)
     print(f"Table 1: {configure_threads(args.threads)} torch thread(s)", file=sys.stderr)
-    if args.preset and holds_nothing(args.data):
-        render_synthetic(args.data, args.preset, quiet=args.no_progress)
-    protocol = RetrievalProtocol(per_camera=True, per_location=True, pose=args.pose, top_k=args.top_k,
-                                 batch_size=args.batch_size, num_workers=args.num_workers, device=budget.device,
-                                 progress=not args.no_progress)
-    table = run_table1(args.data, args.out, budget, protocol)
+    with output_lock(args.out, "table1"):
+        if args.preset and holds_nothing(args.data):
+            with output_lock(args.data, "table1", beside=True):   # the data folder stays empty until rendered
+                render_synthetic(args.data, args.preset, quiet=args.no_progress)
+        protocol = RetrievalProtocol(per_camera=True, per_location=True, pose=args.pose, top_k=args.top_k,
+                                     batch_size=args.batch_size, num_workers=args.num_workers, device=budget.device,
+                                     progress=not args.no_progress)
+        table = run_table1(args.data, args.out, budget, protocol)
     print_table1(table, args.out)
     return 0

@@ -16,7 +16,6 @@ can refuse queries described by another model.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
+from mduit_loc.io_utils import read_json_file
 from mduit_loc.retrieval.netvlad.model import load_netvlad
 from mduit_loc.runtime import autocast
 from mduit_loc.translation.model_io import load_mduit
@@ -152,10 +152,7 @@ register_descriptor(RAW_PIXELS, lambda spec, device: RawPixelsDescriptor(_parse_
 
 def read_run_kind(run_dir: Path) -> str:
     path = run_dir / "run.json"
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise FormatError(path, None, "a JSON run description with a 'kind'", got=str(err)) from err
+    meta = read_json_file(path, "model run description")
     kind = meta.get("kind") if isinstance(meta, dict) else None
     if kind not in ("mduit", "netvlad"):
         raise FormatError(path, None, "\"kind\": \"mduit\" or \"netvlad\"", got=repr(kind))

@@ -24,6 +24,7 @@ from mduit_loc.datasets.layout import canonical_name
 from mduit_loc.datasets.robotcar import is_robotcar_layout
 from mduit_loc.datasets.robotcar_files import read_query_lists
 from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
+from mduit_loc.io_utils import read_text_lines
 
 SPLITS = ("test", "train", "all")
 
@@ -56,20 +57,15 @@ def _existing_image(image_root: Path, name: str) -> Path:
 
 def _read_list(path: Path, image_root: Path | None) -> list[tuple[str, Path]]:
     entries = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            tokens = text.split()
-            name = tokens[0]  # hloc query lists carry intrinsics after the name; we only need the name
-            if Path(name).is_absolute():
-                entries.append((Path(name).as_posix(), Path(name)))
-                continue
-            if image_root is None:
-                raise FormatError(path, number, "absolute image paths, or names with --image-root given "
-                                  "(or an index built on a dataset)", got=text)
-            entries.append((canonical_name(name), _existing_image(image_root, name)))
+    for number, text in read_text_lines(path, "query list"):
+        name = text.split()[0]  # hloc query lists carry intrinsics after the name; we only need the name
+        if Path(name).is_absolute():
+            entries.append((Path(name).as_posix(), Path(name)))
+            continue
+        if image_root is None:
+            raise FormatError(path, number, "absolute image paths, or names with --image-root given "
+                              "(or an index built on a dataset)", got=text)
+        entries.append((canonical_name(name), _existing_image(image_root, name)))
     return entries
 
 

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from mduit_loc.datasets.images import load_image
+from mduit_loc.datasets.images import image_size, load_image
 from mduit_loc.datasets.types import Intrinsics
+from mduit_loc.errors import FormatError
 from mduit_loc.poses import Pose
 from mduit_loc.retrieval.scene3d import Scene
 
@@ -186,6 +187,10 @@ class PoseRefiner:
 
 
 def load_image_size(path: Path) -> tuple[int, int]:
-    """(height, width) without decoding the pixels."""
-    with Image.open(path) as image:
-        return image.size[1], image.size[0]
+    """(height, width) without decoding the pixels; a file that is no readable image (or above PIL's
+    decompression-bomb limit) is the one-line ``FormatError`` of ``load_image``."""
+    size, limit = image_size(path), Image.MAX_IMAGE_PIXELS
+    if size is None or (limit is not None and size[0] * size[1] > limit):
+        load_image(path)   # raises the precise error
+        raise FormatError(path, None, "a readable image")   # pragma: no cover - load_image raised
+    return size[1], size[0]

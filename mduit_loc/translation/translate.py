@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from mduit_loc.datasets.images import IMAGE_SUFFIXES, list_images, load_image, save_image, to_tensor, to_uint8
 from mduit_loc.errors import DataNotFoundError, MduitError
-from mduit_loc.io_utils import atomic_open
+from mduit_loc.io_utils import atomic_open, read_text_lines
 from mduit_loc.runtime import resolve_device
 from mduit_loc.translation.grid import compose_grid, label_tile
 from mduit_loc.translation.mduit import MDUIT
@@ -52,10 +52,7 @@ def expand_inputs(items: list[str], allow_domains: bool = False) -> list[str | P
 
 def _read_list_file(path: Path) -> list[Path]:
     images = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    for number, line in read_text_lines(path, "image list"):
         image = Path(line) if Path(line).is_absolute() else path.parent / line
         if not image.is_file():
             raise DataNotFoundError(image, f"image listed at {path}:{number}")

@@ -148,3 +148,32 @@ def _csv_rows(path):
     with open(path, newline="") as handle:
         rows = list(csv.reader(handle))[1:]
     return [r[:-2] + [f"{float(v):.3f}" for v in r[-2:]] for r in rows]
+
+
+def test_eval_outputs_are_one_set_and_a_second_eval_into_the_folder_is_refused(benchmark_root, results, tmp_path,
+                                                                             capsys, monkeypatch):
+    """Issue 12 items 11 and 12 for ``eval --out``."""
+    from mduit_loc.evaluation import cli_eval
+
+    from ..test_output_lock import hold_in_another_process
+
+    good, _ = results
+    out = tmp_path / "eval"
+    command = ["eval", "--data", str(benchmark_root), "--poses", str(good), "--out", str(out)]
+    assert main(command) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+
+    def dying_plot(*args, **kwargs):
+        raise RuntimeError("killed between eval.csv and the plot")
+
+    monkeypatch.setattr(cli_eval, "plot_recall_curves", dying_plot)
+    assert main(command) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")} == before
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".mduit-lock"]
+    holder = hold_in_another_process(out, "eval")
+    try:
+        capsys.readouterr()
+        assert main(command) == 2
+        assert f"another mduit-loc eval (pid {holder.pid}) is writing to {out}" in _one_error_line(capsys)
+    finally:
+        holder.communicate("")

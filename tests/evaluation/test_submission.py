@@ -83,3 +83,20 @@ def test_duplicate_frames_and_bad_cameras_are_refused(tmp_path):
         parse_cameras("rear,front")
     with pytest.raises(MduitError, match="empty"):
         write_submission(tmp_path / "unused.txt", build_submission({}, None))
+
+
+def test_an_unknown_condition_in_a_poses_file_names_the_file_and_line(tmp_path):
+    """Issue 12 (phase A leftover): the submit command reads poses with their line numbers."""
+    from mduit_loc.errors import MduitError
+    from mduit_loc.evaluation.submission import read_submission_poses
+
+    path = tmp_path / "poses.txt"
+    line = " 1 0 0 0 0 0 0"
+    path.write_bytes(("\ufeff" + "night/rear/1.jpg" + line + "\r\nevening/rear/2.jpg" + line + "\n").encode())
+    with pytest.raises(MduitError, match=r"poses.txt:2: unknown condition 'evening' in 'evening/rear/2.jpg'"):
+        read_submission_poses(path)
+    path.write_text("night/rear/1.jpg" + line + "\nsnow/rear/1.jpg" + line + "\n")
+    with pytest.raises(MduitError, match=r"poses.txt:2: 'snow/rear/1.jpg' is the same camera and timestamp as line 1"):
+        read_submission_poses(path)
+    path.write_text("\ufeffnight/rear/1.jpg" + line + "\n")   # a BOM: the first pose is kept
+    assert list(read_submission_poses(path)) == ["night/rear/1.jpg"]

@@ -132,3 +132,15 @@ def test_raw_pixels_end_to_end_on_the_robotcar_layout(tmp_path):
     for name in ("pairs.txt", "poses.txt", "scores.csv", "queries.csv", "summary.json"):
         assert (tmp_path / "out" / name).is_file()
     assert isinstance(next(iter(results.poses.values())), Pose)
+
+
+def test_query_list_files_are_read_like_every_text_file(tmp_path):
+    """Issue 12 (phase A leftover): BOM and CRLF accepted, a bad byte named by file and line."""
+    image_root = MINI / "images"
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"\xef\xbb\xbfnight/rear/1418235223450115.png\r\n")
+    (item,) = resolve_queries([listing], image_root=image_root)
+    assert item.name == "night/rear/1418235223450115.jpg"
+    listing.write_bytes(b"# queries\nnight/rear/14182\xff35223450115.png\n")
+    with pytest.raises(FormatError, match=r"list.txt:2: expected UTF-8 text \(byte 0xff"):
+        resolve_queries([listing], image_root=image_root)

@@ -146,3 +146,21 @@ def test_query_command_pnp_on_a_colmap_map_with_a_plain_query_folder(rendered, t
     assert position < 0.15 and rotation < 0.5, (position, rotation)
     assert "pnp" in (tmp_path / "out" / "queries.csv").read_text()
 
+
+
+def test_the_query_size_of_an_oversized_image_is_a_one_line_error(tmp_path, monkeypatch):
+    """Issue 12 (phase A leftover): PIL's decompression-bomb limit, through the image helpers."""
+    from PIL import Image
+
+    from mduit_loc.errors import FormatError
+    from mduit_loc.retrieval.refine import load_image_size
+
+    path = tmp_path / "q.png"
+    save_image(path, np.zeros((30, 40, 3), np.uint8))
+    assert load_image_size(path) == (30, 40)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(FormatError, match=r"q.png: expected an image of at most 100 pixels"):
+        load_image_size(path)
+    path.write_bytes(b"not an image")
+    with pytest.raises(FormatError, match=r"q.png: expected a readable image"):
+        load_image_size(path)

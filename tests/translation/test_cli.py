@@ -83,3 +83,16 @@ def test_train_flags_map_to_settings(tmp_path):
     assert config.nce_temperature == 0.1 and config.content_channels == 256
     assert set(settings) == {"time_budget_min", "max_steps", "use_i2i", "use_nce", "nce_temperature"}
     assert args.threads == 1 and args.no_test_queries
+
+
+def test_list_files_are_read_like_every_text_file(tmp_path):
+    """Issue 12 (phase A leftover): a bad byte in an image list is named by file and line."""
+    import pytest
+
+    from mduit_loc.errors import FormatError
+    from mduit_loc.translation.translate import expand_inputs
+
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"# images\n\xff.png\n")
+    with pytest.raises(FormatError, match=r"list.txt:2: expected UTF-8 text"):
+        expand_inputs([str(listing)])

@@ -6,6 +6,7 @@ import sys
 
 from mduit_loc.datasets.layout import ALL_CONDITIONS
 from mduit_loc.datasets.synthetic.presets import PRESETS, get_preset
+from mduit_loc.output_lock import output_lock
 
 
 def add_arguments(parser) -> None:
@@ -30,8 +31,9 @@ def run(args) -> int:
 
     preset = get_preset(args.preset, image_size=args.size, n_locations=args.locations)
     workers = args.workers if args.workers is not None else min(4, os.cpu_count() or 1)
-    result = generate(args.out, preset, seed=args.seed, workers=max(1, workers), progress=not args.quiet,
-                      overwrite=args.overwrite)
+    with output_lock(args.out, "synth", beside=True):  # beside: the folder must stay empty until rendered
+        result = generate(args.out, preset, seed=args.seed, workers=max(1, workers), progress=not args.quiet,
+                          overwrite=args.overwrite)
     print(f"wrote {result.n_database} database and {result.n_queries} query images "
           f"({preset.n_locations} locations, {preset.image_size} px, {result.n_train_frames} train / "
           f"{result.n_test_frames} test query frames) and an aligned set of {result.n_aligned_poses} poses x "
