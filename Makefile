@@ -4,17 +4,27 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The CPU build of torch is pinned here so pip never pulls the CUDA wheels.
+# The torch version is pinned here; which build (CPU or CUDA) is installed is TORCH's choice.
 CONSTRAINTS ?= constraints-cpu.txt
+# torch build: auto (keep an importable torch; else CUDA when nvidia-smi lists a GPU, CPU otherwise),
+# cpu, cuda, or skip (see scripts/install_torch.sh). torch is installed before the package because
+# PyPI's Linux wheel is the CUDA build (~2.5 GB of nvidia-* packages) and a constraints file cannot
+# choose a build.
+TORCH ?= auto
+INSTALL_TORCH := sh scripts/install_torch.sh $(PY) $(TORCH) $(CONSTRAINTS)
 
 .PHONY: setup demo test lint bench clean
 
-$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS) scripts/install_torch.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(INSTALL_TORCH)
 	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[test]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# `make setup TORCH=cpu|cuda` also switches the torch build of an existing .venv.
+setup:
+	@if [ -x $(PY) ] && [ -f $(STAMP) ] && [ "$(TORCH)" != auto ]; then $(INSTALL_TORCH); fi
+	$(MAKE) --no-print-directory $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/mduit-loc demo $(DEMO_ARGS)
