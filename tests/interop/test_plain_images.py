@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .hloc_rules import read_pairs_like_hloc
 from mduit_loc.cli import main
 from mduit_loc.datasets.image_collection import open_map, read_image_list
 from mduit_loc.datasets.images import save_image
 from mduit_loc.errors import MduitError
 from mduit_loc.retrieval.faiss_index import load_index
+
+from .hloc_rules import read_pairs_like_hloc
 
 QUIET = ["--num-workers", "0", "--no-progress", "--device", "cpu"]
 DB = ("day/a.png", "day/deeper/b.jpg", "night/c.png", "night/d.png", "e.png")
