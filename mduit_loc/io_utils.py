@@ -1,7 +1,10 @@
 """File input and output shared by every reader and writer.
 
 Output is atomic: write to a temporary file beside the target, then rename, so a crash or Ctrl-C
-never leaves a half-written output under the final name.
+never leaves a half-written output under the final name. Temporary files are named
+``.NAME.PID-TOKEN.tmp`` (so a later run can tell a dead writer's leftover, ``output_lock``) and get
+the permissions of a plainly created file (0666 minus the umask). Several files written as one
+set: ``output_set``.
 
 Text input goes through ``read_text_lines``: UTF-8 with or without a BOM, LF, CRLF or CR line
 ends, and every problem (missing file, undecodable byte, control character, non-finite or absurd

@@ -170,3 +170,32 @@ def test_cli_rejects_vgg_weights_for_the_light_backbone(tmp_path, capsys):
     code = main(["train-netvlad", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
                  "--vgg-weights", str(tmp_path / "w.pth")])
     assert code == 2 and "--vgg-weights only applies to --backbone vgg16" in capsys.readouterr().err
+
+
+def test_a_second_training_into_a_held_run_folder_is_refused_before_any_work(posed_images, tmp_path, monkeypatch):
+    """Issue 12 item 12 for ``train-netvlad``; the run files are one output set (item 11)."""
+    from mduit_loc.output_lock import OutputBusyError
+    from mduit_loc.retrieval.netvlad import model as netvlad_model
+    from mduit_loc.retrieval.netvlad import training
+
+    from ...test_output_lock import hold_in_another_process
+
+    run = tmp_path / "run"
+    config = tiny_config(epochs=1)
+    holder = hold_in_another_process(run, "train-netvlad")
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(training, "NetVLADTrainer", lambda *a, **k: pytest.fail("no work may start"))
+            with pytest.raises(OutputBusyError, match=rf"another mduit-loc train-netvlad \(pid {holder.pid}\)"):
+                train_netvlad(config, run, posed_images, "cpu", progress=False)
+    finally:
+        holder.communicate("")
+
+    def dying_json(*args):
+        raise KeyboardInterrupt   # model.pt of the run is staged by now
+
+    monkeypatch.setattr(netvlad_model, "write_json_atomic", dying_json)
+    with pytest.raises(KeyboardInterrupt):
+        train_netvlad(config, run, posed_images, "cpu", progress=False)
+    assert not (run / "model.pt").exists() and not (run / "run.json").exists()
+    assert not [p for p in run.iterdir() if p.name.startswith(".mduit-staging-")]
