@@ -50,8 +50,10 @@ def train(config: TranslationConfig | str, data: str | Path, out: str | Path, *,
     ``threads`` sets torch's intra-op threads for the process. On a busy CPU, spinning OpenMP
     threads are ruinous (tiny step on the shared 2-core machine: 10 s with 2 threads, 0.9 s with 2
     threads and ``OMP_WAIT_POLICY=PASSIVE`` set before torch is imported, as ``mduit-loc`` does,
-    0.75 s with ``threads=1``). Under ``torchrun`` the processes train data-parallel. Raises
-    ``MduitError`` (and subclasses) for bad input.
+    0.75 s with ``threads=1``). Under ``torchrun`` the processes train data-parallel. ``out`` is locked
+    for the run (``output_lock``, held by rank 0): a second training into it stops at once; the run's
+    files (model.pt, appearances.pt, run.json) appear together at the end. Raises ``MduitError`` (and
+    subclasses) for bad input.
     """
     base = preset(config) if isinstance(config, str) else config
     settings = dict(overrides or {})
