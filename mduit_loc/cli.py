@@ -27,6 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "Train MDUIT (translation + contrastive descriptor) on a dataset."),
     "translate": ("mduit_loc.translation.cli_translate",
                   "Translate images into the appearance of other images; writes images and a grid PNG."),
+    "translation-quality": ("mduit_loc.evaluation.cli_translation_quality",
+                            "Measure translation quality on a benchmark's aligned set (PSNR/SSIM vs the true "
+                            "rendering, content kept, appearance reached) beside colour-transfer and identity."),
     "train-netvlad": ("mduit_loc.retrieval.netvlad.cli_train",
                       "Train the NetVLAD baseline on a dataset (weakly supervised, by pose)."),
     "extract": ("mduit_loc.retrieval.cli_extract",
