@@ -1,7 +1,8 @@
 """Translate source images into the appearance of target images (``mduit-loc translate``, the demo's grids).
 
 Writes ``OUT/<i>_<source>__<j>_<appearance>.png`` for every pair, ``OUT/translations.csv`` listing
-them, and ``OUT/grid.png`` (rows: sources, columns: appearances, like the paper's Fig. 3).
+them, and ``OUT/grid.png`` (rows: sources labelled with their condition, columns: appearances named
+on top, like the paper's Fig. 3; ``translation.grid``), upscaled for reading.
 Sources and appearances are image files, folders (searched recursively) or list files (one path
 per line, relative to the list's folder); an appearance may also be ``domain:NAME``, the mean
 appearance filter of a training domain.
@@ -18,10 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from mduit_loc.datasets.images import IMAGE_SUFFIXES, list_images, load_image, save_image, to_tensor, to_uint8
+from mduit_loc.datasets.layout import ImageName
 from mduit_loc.errors import DataNotFoundError, MduitError
 from mduit_loc.io_utils import atomic_open, read_text_lines
 from mduit_loc.runtime import resolve_device
-from mduit_loc.translation.grid import compose_grid, label_tile
+from mduit_loc.translation.grid import GAP, HEADER_GAP, GridOptions, GridRow, labelled_grid
 from mduit_loc.translation.mduit import MDUIT
 from mduit_loc.translation.model_io import load_mduit
 
@@ -105,8 +107,49 @@ def _appearances(model: MDUIT, targets: Sequence[str | Path], size: tuple[int, i
     return torch.stack(filters), labels, headers
 
 
+def image_label(path: Path) -> str:
+    """Row/column label of an image: its condition, camera and timestamp in the RobotCar Seasons layout
+    (``.../<condition>/<camera>/<timestamp>.jpg``), else its folder (a domain) and file name."""
+    try:
+        parsed = ImageName.parse("/".join(path.parts[-3:]))
+    except ValueError:
+        return f"{path.parent.name}\n{path.stem}"
+    return f"{parsed.condition}\n{parsed.camera} {parsed.timestamp}"
+
+
+def _grid(thumbs: np.ndarray, cells: np.ndarray, sources: list[Path], targets: Sequence[str | Path],
+          headers: list[np.ndarray | None], truth: np.ndarray | None, options: GridOptions,
+          size: tuple[int, int]) -> np.ndarray:
+    """Rows: sources (labelled at the left); columns: the source, then each target appearance (named on
+    top; exemplar images in an 'appearance' row). The true renderings, when given, follow as a last
+    column for one target, else as a row under each source (one per target)."""
+    count_s, count_t = cells.shape[:2]
+    names = [f"{t[len(DOMAIN_PREFIX):]}\n(domain mean W)" if isinstance(t, str) else image_label(t).split("\n")[0]
+             for t in targets[:count_t]]
+    single_truth = truth is not None and count_t == 1
+    columns = ["source", *names] + ([f"true {names[0]}"] if single_truth else [])
+    blank = [None] if single_truth else []
+    rows = []
+    if any(h is not None for h in headers[:count_t]):
+        rows.append(GridRow("appearance\n(exemplar)", [None, *headers[:count_t], *blank]))
+    for i in range(count_s):
+        tiles: list[np.ndarray | None] = [thumbs[i], *cells[i]]
+        gap = HEADER_GAP if rows else GAP
+        if truth is None:
+            rows.append(GridRow(image_label(sources[i]), tiles, gap))
+        elif single_truth:
+            rows.append(GridRow(image_label(sources[i]), [*tiles, truth[i, 0]], gap))
+        else:
+            rows.append(GridRow(image_label(sources[i]), tiles, gap))
+            rows.append(GridRow("true rendering\n(same pose)", [None, *truth[i]]))
+    note = options.describe(size) + ("; true renderings: the aligned set, at the same pose" if truth is not None
+                                     else "")
+    return labelled_grid(columns, rows, options, note=note)
+
+
 def translate_all(model: MDUIT, sources: list[Path], targets: Sequence[str | Path], out: Path, size: tuple[int, int],
-                  device: torch.device, batch_size: int, grid_limit: int) -> dict[str, Any]:
+                  device: torch.device, batch_size: int, grid_limit: int, grid: GridOptions | None = None,
+                  truth: Sequence[Sequence[Path]] | None = None) -> dict[str, Any]:
     factor = model.downsample_factor
     pad_h, pad_w = (-size[0]) % factor, (-size[1]) % factor
     filters, labels, headers = _appearances(model, targets, size, device, batch_size)
@@ -131,8 +174,11 @@ def translate_all(model: MDUIT, sources: list[Path], targets: Sequence[str | Pat
         for offset, pixels in enumerate(to_uint8(images)):
             if start + offset < grid_s:
                 thumbs[start + offset] = pixels
-    tiles = [h if h is not None else label_tile(labels[j], size[0], size[1]) for j, h in enumerate(headers[:grid_t])]
-    save_image(out / "grid.png", compose_grid(thumbs, tiles, cells))
+    true_tiles = None
+    if truth is not None:   # read at the work size, like the sources: the grid compares like with like
+        true_tiles = np.stack([np.stack([load_image(path, size) for path in row[:grid_t]]) for row in truth[:grid_s]])
+    save_image(out / "grid.png", _grid(thumbs, cells, sources, targets, headers, true_tiles, grid or GridOptions(),
+                                       size))
     with atomic_open(out / "translations.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["source", "appearance", "output"])
@@ -154,12 +200,15 @@ class TranslationOutput:
 
 def translate_images(model_run: str | Path, images: Sequence[str | Path], appearances: Sequence[str | Path],
                      out: str | Path, *, size: tuple[int, int] | None = None, batch_size: int = 16,
-                     grid_limit: int = 12, device: torch.device | str = "auto") -> TranslationOutput:
+                     grid_limit: int = 12, device: torch.device | str = "auto", grid: GridOptions | None = None,
+                     truth: Sequence[Sequence[str | Path]] | None = None) -> TranslationOutput:
     """Translate ``images`` into every appearance of ``appearances`` with the MDUIT run ``model_run``.
 
     ``images`` and ``appearances`` are image files, folders or list files (``domain:NAME`` for an
     appearance: the mean filter of a training domain); ``size`` (H, W) defaults to the model's
-    training size. Writes the module docstring's files into ``out``.
+    training size. ``grid``: cell size and upscaling of grid.png; ``truth[i][j]``: the true rendering
+    of source i under appearance j (an aligned set), shown in the grid. Writes the module
+    docstring's files into ``out``.
     """
     resolved = resolve_device(device)
     model = load_mduit(model_run, resolved)
@@ -167,8 +216,11 @@ def translate_images(model_run: str | Path, images: Sequence[str | Path], appear
         raise MduitError(f"{model_run}: trained with --no-i2i, so it has no translation module")
     sources = [Path(p) for p in expand_inputs([str(i) for i in images])]
     targets = expand_inputs([str(a) for a in appearances], allow_domains=True)
+    if truth is not None and (len(truth) != len(sources) or any(len(row) != len(targets) for row in truth)):
+        raise MduitError(f"truth: one row per source ({len(sources)}) of one image per appearance ({len(targets)})")
+    true_paths = [[Path(p) for p in row] for row in truth] if truth is not None else None
     with torch.inference_mode():
         result = translate_all(model, sources, targets, Path(out), size or model.image_size, resolved,
-                               max(1, batch_size), max(1, grid_limit))
+                               max(1, batch_size), max(1, grid_limit), grid, true_paths)
     return TranslationOutput(Path(out), result["translations"], len(sources), len(targets), result["grid"],
                              result["grid_shape"])
