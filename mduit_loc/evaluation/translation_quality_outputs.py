@@ -27,16 +27,18 @@ import torch
 
 from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets.aligned import read_aligned_set
+from mduit_loc.errors import FormatError
 from mduit_loc.evaluation.tables import Table
-from mduit_loc.evaluation.translation_quality import MEASURES, Pooled
+from mduit_loc.evaluation.translation_quality import MEASURES, PairScores, Pooled
 from mduit_loc.evaluation.translation_quality_run import (
     GROUPS,
     METHOD_LABELS,
     QualityOptions,
     QualityResult,
+    Reconstruction,
     measure_translation_quality,
 )
-from mduit_loc.io_utils import atomic_open, write_json_atomic, write_text_atomic
+from mduit_loc.io_utils import atomic_open, read_json_file, write_json_atomic, write_text_atomic
 from mduit_loc.output_lock import output_lock
 from mduit_loc.output_set import staged_outputs
 from mduit_loc.runtime import resolve_device
@@ -186,3 +188,25 @@ def translation_quality(model_run: str | Path, data: str | Path, out: str | Path
         result.settings.update({"model": str(model_run), "data": str(data)})
         files = write_quality_outputs(out, result, f"Translation quality of {model_run} on {data}")
     return QualityOutput(result, files)
+
+
+def _read_number(value: Any) -> float:
+    return math.inf if value == "inf" else (math.nan if value is None else float(value))
+
+
+def read_quality_summary(path: str | Path) -> QualityResult:
+    """A ``summary.json`` back as a ``QualityResult`` (tables of an earlier run, e.g. a demo re-run)."""
+    data = read_json_file(path, "translation quality summary")
+    try:
+        assert isinstance(data, dict)
+        scores = []
+        for row in data["pairs"]:
+            pair = PairScores(row["method"], row["source"], row["target"], count=int(row["images"]))
+            pair.sums = {m: _read_number(row[COLUMNS[m]]) * pair.count for m in MEASURES}
+            scores.append(pair)
+        reconstruction = [Reconstruction(r["condition"], int(r["images"]), _read_number(r["psnr"]),
+                                         _read_number(r["ssim"]), bool(r["held_out"])) for r in data["reconstruction"]]
+        return QualityResult(scores, reconstruction, dict(data["settings"]), dict(data["classifiers_on_real_images"]))
+    except (AssertionError, KeyError, TypeError, ValueError) as err:
+        raise FormatError(Path(path), None, "a summary.json written by mduit-loc translation-quality",
+                          got=f"{type(err).__name__}: {err}") from None

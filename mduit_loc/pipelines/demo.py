@@ -4,8 +4,9 @@ Stages: render the tiny synthetic benchmark; train MDUIT (tiny preset) and the N
 (light backbone) on the same data and the same wall-clock budget; index the map (MDUIT with the
 translated database, the paper's augmentation); localize the test queries; evaluate every method
 (day / night recall at the RobotCar Seasons thresholds); write benchmark submission files,
-translation grids (night -> day, day -> night) and report.md / report.html. Re-running skips
-finished stages and resumes an interrupted training, so a killed demo continues where it stopped.
+translation grids (night -> day, day -> night), the translation quality on the aligned set and
+report.md / report.html. Re-running skips finished stages and resumes an interrupted training, so a
+killed demo continues where it stopped.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from mduit_loc.evaluation.report import ReportPaths
 from mduit_loc.evaluation.tables import main_table, write_csv, write_query_csv
 from mduit_loc.pipelines.clock import StageClock, format_seconds
 from mduit_loc.pipelines.demo_report import write_demo_report
-from mduit_loc.pipelines.grids import translation_grids
+from mduit_loc.pipelines.grids import quality_done, translation_grids, translation_quality_tables
 from mduit_loc.pipelines.methods import MethodSpec, RetrievalProtocol
 from mduit_loc.pipelines.stages import (
     evaluate_poses,
@@ -31,6 +32,7 @@ from mduit_loc.pipelines.stages import (
 from mduit_loc.pipelines.threads import configure_threads
 from mduit_loc.pipelines.training import TrainingBudget, TrainingRecord, run_finished, train_method
 
+QUALITY_DIR = "translation_quality"   # mduit-loc translation-quality's files for the demo's model
 DEMO_METHODS = (
     MethodSpec(label="MDUIT (translated db)", key="mduit", kind="mduit", translate_db=True),
     MethodSpec(label="NetVLAD", key="netvlad", kind="netvlad"),
@@ -68,7 +70,7 @@ def run_demo(settings: DemoSettings, methods: tuple[MethodSpec, ...] = DEMO_METH
     out, budget, protocol = settings.out, settings.budget, settings.protocol
     out.mkdir(parents=True, exist_ok=True)
     trained = [method for method in methods if method.trained_by is None]
-    clock = StageClock(out, 1 + len(trained) + len(methods) + 4, "demo")
+    clock = StageClock(out, 1 + len(trained) + len(methods) + 5, "demo")
     print(f"mduit-loc demo -> {out} ({configure_threads(settings.threads)} torch thread(s))", file=sys.stderr)
     data = settings.data or out / "data"
     with clock.stage("render", f"synthetic benchmark ({settings.preset}) -> {data}") as stage:
@@ -99,9 +101,15 @@ def run_demo(settings: DemoSettings, methods: tuple[MethodSpec, ...] = DEMO_METH
         submissions = write_submissions(data, poses, out / "submission")
     with clock.stage("grids", "translation grids (night -> day, day -> night)"):
         grids = translation_grids(data, out / "runs" / "mduit", out / "translations", protocol.device)
+    with clock.stage("translation-quality", "translation quality on the aligned set (vs colour transfer, "
+                     "identity)") as stage:
+        if quality_done(out / QUALITY_DIR):
+            stage.skip("already measured")
+        quality = translation_quality_tables(data, out / "runs" / "mduit", out / QUALITY_DIR, protocol.device,
+                                             protocol.progress)
     with clock.stage("report", "report.md / report.html"):
         report = write_demo_report(out, data, budget, methods, records, results, files, grids, submissions,
-                                   protocol, clock.timings)
+                                   protocol, clock.timings, quality)
     return DemoOutputs(data=data, results=results, files=files, grids=grids, submissions=submissions, report=report,
                        elapsed=format_seconds(clock.elapsed()))
 
@@ -125,6 +133,7 @@ def print_summary(outputs: DemoOutputs, out: Path, keys: list[str]) -> None:
              f"  evaluation    {files['csv']}  {files['queries_csv']}  {files['plot']}",
              "  submissions   " + "  ".join(str(p) for p in outputs.submissions.values()),
              "  translations  " + "  ".join(str(p) for p in outputs.grids.values()),
+             f"  quality       {out / QUALITY_DIR / 'summary.md'}  (translation quality)",
              f"  timings       {out / 'timings.json'}"]
     print("\n".join(lines))
     sys.stdout.flush()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from mduit_loc import cli
-from mduit_loc.evaluation.translation_quality_outputs import MEMBERS
+from mduit_loc.evaluation.translation_quality_outputs import MEMBERS, pooled_table, read_quality_summary
 
 from .mini_mduit import mini_benchmark_and_model
 
@@ -59,6 +60,15 @@ def test_every_pair_and_method_is_scored_and_pooled(mini, tmp_path, capsys):
     assert [r["held_out"] for r in summary["reconstruction"]][:2] == [False, True]   # the reference is trained on
     assert len(_rows(out / "reconstruction.csv")) == 10
     assert "| day->night | MDUIT |" in (out / "summary.md").read_text()
+    # summary.json reads back into the same tables (the demo's re-run shows them without measuring again).
+    again = read_quality_summary(out / "summary.json")
+    assert pooled_table(again).rows == [[cell for cell in row] for row in _pooled_rows(printed)]
+
+
+def _pooled_rows(printed: str) -> list[list[str]]:
+    """The pooled table's rows as printed (cells separated by two or more spaces)."""
+    lines = printed.split("Translation quality on the aligned set (pooled)")[1].split("\n")[4:16]
+    return [re.split(r"\s{2,}", line.strip()) for line in lines]
 
 
 def test_a_rerun_with_exemplars_replaces_the_whole_set(mini, tmp_path):

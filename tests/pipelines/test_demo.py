@@ -45,12 +45,14 @@ def test_demo_runs_end_to_end_then_skips_every_stage(mini_benchmark, tmp_path, c
 
     report = (out / "report.md").read_text(encoding="utf-8")
     for expected in ("MDUIT (translated db)", "NetVLAD", "Day 0.25m/2°", "Night 5m/10°", "recall_curves.png",
-                     "night to day", "day to night"):
+                     "night to day", "day to night", "Translation quality", "colour transfer (Lab)",
+                     "Self-reconstruction"):
         assert expected in report
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 3          # recall plot + two translation grids
     for path in (out / "translations" / "night_to_day" / "grid.png", out / "translations" / "day_to_night" / "grid.png",
-                 out / "recall_curves.png", out / "eval_queries.csv"):
+                 out / "recall_curves.png", out / "eval_queries.csv", out / "translation_quality" / "quality.csv",
+                 out / "translation_quality" / "summary.json"):
         assert path.is_file(), path
     with open(out / "eval.csv", encoding="utf-8") as handle:
         methods = {row["method"] for row in csv.DictReader(handle)}
@@ -77,10 +79,12 @@ def test_demo_runs_end_to_end_then_skips_every_stage(mini_benchmark, tmp_path, c
     monkeypatch.setattr(training, "train_mduit", _forbid("train_mduit"))
     monkeypatch.setattr(training, "train_netvlad", _forbid("train_netvlad"))
     monkeypatch.setattr(grids, "translate_images", _forbid("translate_images"))
+    monkeypatch.setattr(grids, "translation_quality", _forbid("translation_quality"))
     monkeypatch.setattr(stages, "build_index", _forbid("build_index"))
     monkeypatch.setattr(stages, "localize", _forbid("localize"))
     assert cli.main(["demo", "--out", str(out), "--data", str(mini_benchmark), *MINI_FLAGS]) == 0
     assert "skipped: already trained" in capsys.readouterr().err
+    assert "Translation quality" in (out / "report.md").read_text(encoding="utf-8")   # read back from summary.json
     timings = json.loads((out / "timings.json").read_text())
     assert {"render", "train-mduit", "train-netvlad", "localize-mduit", "localize-mduit-content",
             "report"} <= set(timings)
