@@ -33,9 +33,11 @@ from mduit_loc.retrieval.indexing import build_index
 from mduit_loc.retrieval.localize import LocalizationResults, Localizer, localize
 from mduit_loc.retrieval.options import IndexOptions, QueryOptions
 from mduit_loc.retrieval.query_inputs import QueryItem
+from mduit_loc.retrieval.query_translation import QueryTranslationOptions
 from mduit_loc.retrieval.refine import RefineOptions, RefineResult
 from mduit_loc.retrieval.search import SearchOptions
 from mduit_loc.retrieval.translated_db import AppearanceOptions
 
 __all__ = ["build_index", "localize", "Localizer", "IndexOptions", "QueryOptions", "LocalizationResults", "QueryItem",
-           "RefineOptions", "RefineResult", "AppearanceOptions", "ExtractOptions", "IndexParams", "SearchOptions"]
+           "RefineOptions", "RefineResult", "AppearanceOptions", "ExtractOptions", "IndexParams", "SearchOptions",
+           "QueryTranslationOptions"]

@@ -10,16 +10,20 @@ Examples::
     mduit-loc query --index idx/mduit --images data/robotcar --split test --per-camera --per-location --out res/
     mduit-loc query --index idx/raw --images photos/ --top-k 20 --pose weighted --out res/
     mduit-loc query --index idx/mduit --images night_list.txt --image-root data/robotcar/images --pose pnp --out res/
+    mduit-loc query --index idx/raw --images data/robotcar --split test --translate-queries-to overcast-reference \
+        --translator runs/mduit --out res/                       # queries translated into the map's appearance
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from mduit_loc.errors import MduitError
 from mduit_loc.retrieval.api import QueryOptions, RefineOptions, SearchOptions, localize
 from mduit_loc.retrieval.cli_common import add_loading_arguments, extract_options, positive_int, setup_logging
 from mduit_loc.retrieval.pose_estimation import DEFAULT_ALPHA, POSE_METHODS
 from mduit_loc.retrieval.query_inputs import SPLITS
+from mduit_loc.retrieval.query_translation import QueryTranslationOptions
 from mduit_loc.runtime import resolve_device
 
 
@@ -49,6 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        "(default: the dataset the index was built from)")
     parser.add_argument("--image-root", type=Path, help="root of the names in list files")
     parser.add_argument("--split", choices=SPLITS, default="all", help="queries of a dataset given as --images")
+    translation = parser.add_argument_group("query-side translation")
+    translation.add_argument("--translate-queries-to", metavar="CONDITION",
+                             help="translate each query into this condition's appearance (e.g. overcast-reference, "
+                                  "the map's) with an MDUIT model's domain-mean filter before describing it; "
+                                  "any descriptor (PnP still matches the original image)")
+    translation.add_argument("--translator", metavar="RUN",
+                             help="MDUIT run that translates the queries (default: the index's model, when it is "
+                                  "an MDUIT run)")
     group = parser.add_argument_group("pnp refinement")
     group.add_argument("--pnp-db-images", type=positive_int, default=5, help="top images matched (default: 5)")
     group.add_argument("--pnp-min-inliers", type=positive_int, default=20, help="accept a PnP pose with at least "
@@ -60,6 +72,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_loading_arguments(parser)
 
 
+def query_translation(args: argparse.Namespace) -> QueryTranslationOptions | None:
+    if args.translate_queries_to is None:
+        if args.translator is not None:
+            raise MduitError("--translator translates queries: give --translate-queries-to CONDITION too")
+        return None
+    return QueryTranslationOptions(condition=args.translate_queries_to, translator=args.translator)
+
+
 def run(args: argparse.Namespace) -> int:
     setup_logging()
     refine = RefineOptions(num_db_images=args.pnp_db_images, min_inliers=args.pnp_min_inliers,
@@ -69,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
                            extract=extract_options(args), pose=args.pose, pose_top_k=args.pose_top_k,
                            alpha=args.alpha, model=args.model, data=args.data,
                            image_root=str(args.image_root) if args.image_root else None, split=args.split,
-                           refine=refine, device=resolve_device(args.device))
+                           refine=refine, translate_queries=query_translation(args),
+                           device=resolve_device(args.device))
     results = localize(args.index, args.images, options, args.out)
     refined = sum(1 for r in results.refinement.values() if r.refined)
     print(f"{args.out}: {len(results.poses)} of {len(results.queries)} queries localized ({args.pose}"

@@ -26,6 +26,7 @@ from mduit_loc.retrieval.options import QueryOptions
 from mduit_loc.retrieval.outputs import write_results
 from mduit_loc.retrieval.pose_estimation import estimate_poses
 from mduit_loc.retrieval.query_inputs import QueryItem, resolve_queries
+from mduit_loc.retrieval.query_translation import translating_descriptor
 from mduit_loc.retrieval.refine import PoseRefiner, RefineResult, RetrievedImage
 from mduit_loc.retrieval.scene3d import load_scene
 from mduit_loc.retrieval.search import QueryAttributes, search
@@ -182,6 +183,8 @@ class Localizer:
         self.device = self.options.device
         self.descriptor = _query_descriptor(self.index, self.options.model, self.device)
         check_descriptor(self.index.manifest, self.descriptor.describe_identity(), self.index.path)
+        if self.options.translate_queries is not None:   # queries into the map's appearance, then described
+            self.descriptor = translating_descriptor(self.descriptor, self.options.translate_queries, self.device)
         self._map: _MapForRefinement | None = None
 
     def localize(self, queries, out: str | Path | None = None) -> LocalizationResults:
@@ -204,8 +207,9 @@ class Localizer:
         _check_pose_method(options.pose, loaded)
         if options.pose == "pnp" and self._map is None:
             self._map = _MapForRefinement.load(loaded, options, named)
+        what = "translating and describing queries" if options.translate_queries else "describing queries"
         vectors, ok, failed = compute_descriptors(self.descriptor, [item.path for item in items], options.extract,
-                                                  desc="describing queries")
+                                                  desc=what)
         if failed:
             log.warning("%d query image(s) could not be read and were skipped: %s", len(failed),
                         ", ".join(str(f.path) for f in failed[:5]))

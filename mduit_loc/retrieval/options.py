@@ -16,6 +16,7 @@ from mduit_loc.errors import MduitError
 from mduit_loc.retrieval.extract import ExtractOptions
 from mduit_loc.retrieval.faiss_index import IndexParams
 from mduit_loc.retrieval.pose_estimation import DEFAULT_ALPHA, POSE_METHODS
+from mduit_loc.retrieval.query_translation import QueryTranslationOptions
 from mduit_loc.retrieval.refine import RefineOptions
 from mduit_loc.retrieval.search import SearchOptions
 from mduit_loc.retrieval.translated_db import AppearanceOptions
@@ -48,6 +49,7 @@ class QueryOptions:
     image_root: str | None = None          # --image-root (for list files)
     split: str = "all"                     # --split test|train|all (dataset given as --images)
     refine: RefineOptions = field(default_factory=RefineOptions)
+    translate_queries: QueryTranslationOptions | None = None        # --translate-queries-to, --translator
     device: torch.device = field(default_factory=default_device)   # --device (description and search)
 
     def __post_init__(self) -> None:
