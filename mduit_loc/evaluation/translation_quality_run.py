@@ -8,7 +8,8 @@ by two appearance classifiers:
 - ``mduit``: G(E_c(A_p) ⊗ W), W the target condition's domain-mean filter (``appearance='domain'``,
   no exemplar choice and no look at B_p) or E_a of B at another, random pose (``'exemplar'``);
 - ``colour-transfer``: A_p with its Lab channel means/stds matched to the target condition's typical
-  ones (averaged over that condition's real dataset images, the aligned poses left out);
+  ones (averaged over that condition's real dataset images, the evaluated aligned poses left out:
+  for overcast-reference those are database images);
 - ``identity``: A_p itself (no translation);
 - ``other-pose``: the true rendering of B at another, random pose: the floor of the fidelity and
   content measures (a right-looking image of the wrong place), and the classifiers' accuracy on
@@ -144,7 +145,7 @@ def _float(images: np.ndarray) -> np.ndarray:
 
 class _Measurer:
     """The model, the aligned images (uint8 at the evaluation size, loaded once per condition), the colour
-    statistics and both classifiers; ``score_pair`` scores one source -> target pair."""
+    statistics and both classifiers; ``score_batch`` scores a batch of poses of one source -> target pair."""
 
     def __init__(self, model: MDUIT, aligned: AlignedSet, poses: list[AlignedPose], dataset: LocalizationDataset,
                  size: tuple[int, int], options: QualityOptions, device: torch.device):
