@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
 from mduit_loc.io_utils import read_json_file
+from mduit_loc.nn.chunking import apply_in_chunks
 from mduit_loc.retrieval.netvlad.model import load_netvlad
 from mduit_loc.runtime import autocast
 from mduit_loc.translation.model_io import load_mduit
@@ -95,9 +96,11 @@ class ModuleDescriptor(GlobalDescriptor):
         height, width = (int(v) for v in module.image_size)
         self.image_size = (height, width)
         self.checksum = str(module.checksum)
+        self._chunk_sizes: dict[tuple, int] = {}   # the largest tensor per image (``nn.chunking``)
 
     def describe(self, images: torch.Tensor) -> torch.Tensor:
-        return self._method(images)
+        # a large batch runs in pieces that stay within 32-bit index math
+        return apply_in_chunks(self._method, images, cache=self._chunk_sizes)
 
     @property
     def translator(self):
@@ -120,7 +123,7 @@ class ContentGridDescriptor(ModuleDescriptor):
         self.checksum = hashlib.sha256(f"{module.checksum}{VIEW_SEPARATOR}{view}".encode()).hexdigest()
 
     def describe(self, images: torch.Tensor) -> torch.Tensor:
-        return F.adaptive_avg_pool2d(self._method(images), self.grid).flatten(1)
+        return F.adaptive_avg_pool2d(super().describe(images), self.grid).flatten(1)
 
 
 # --- registry -------------------------------------------------------------------------------

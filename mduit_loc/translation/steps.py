@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mduit_loc.nn.chunking import apply_in_chunks
 from mduit_loc.translation import losses
 from mduit_loc.translation.adaptive_conv import appearance_adaptive_conv
 from mduit_loc.translation.config import TranslationConfig
@@ -68,9 +69,9 @@ class Discriminators(nn.Module):
     def forward(self, batch: torch.Tensor, translated: torch.Tensor) -> dict[str, torch.Tensor]:
         source, target, target_positive = batch[:, SOURCE], batch[:, TARGET], batch[:, TARGET_POSITIVE]
         count = len(source)
-        image_logits = self.image(torch.cat([source, target, translated]))
+        image_logits = apply_in_chunks(self.image, torch.cat([source, target, translated]))
         pairs = torch.cat([torch.cat([target, target_positive], 1), torch.cat([target, translated], 1)])
-        pair_logits = self.appearance(pairs)
+        pair_logits = apply_in_chunks(self.appearance, pairs)
         return {"real_source": image_logits[:count], "real_target": image_logits[count:2 * count],
                 "fake": image_logits[2 * count:], "same_domain": pair_logits[:count],
                 "translated_pair": pair_logits[count:]}
@@ -90,22 +91,25 @@ class TrainForward(nn.Module):
         model = self.model
         if not self.config.use_i2i:
             jittered = color_jitter(source)
-            z = model.head(model.content_encoder(torch.cat([source, real_positive, jittered, negatives])))
+            z = apply_in_chunks(model.head, apply_in_chunks(model.content_encoder,
+                                                            torch.cat([source, real_positive, jittered, negatives])))
             return {"z_source": z[:count], "z_positives": torch.stack([z[count:2 * count], z[2 * count:3 * count]], 1),
                     "z_negatives": z[3 * count:].view(count, n_neg, -1), "positive": jittered}
-        content = model.content_encoder(torch.cat([source, real_positive, negatives]))
+        content = apply_in_chunks(model.content_encoder, torch.cat([source, real_positive, negatives]))
         content_source, content_real, content_negatives = content[:count], content[count:2 * count], content[2 * count:]
-        filters = model.appearance_encoder(torch.cat([source, batch[:, TARGET], batch[:, TARGET_NEGATIVE]]))
+        filters = apply_in_chunks(model.appearance_encoder,
+                                  torch.cat([source, batch[:, TARGET], batch[:, TARGET_NEGATIVE]]))
         filters_source, filters_target, filters_target_negative = filters.split(count)
         groups = self.config.filter_groups
         # f_s ⊗ W_t (translation) and f_s ⊗ W_s (self-reconstruction) in one grouped conv and one G pass
         stylised = appearance_adaptive_conv(torch.cat([content_source, content_source]),
                                             torch.cat([filters_target, filters_source]), groups)
-        translated, self_reconstruction = model.generator(stylised).split(count)
-        content_translated = model.content_encoder(translated)
-        filters_translated = model.appearance_encoder(translated)
-        cycle = model.generator(appearance_adaptive_conv(content_translated, filters_source, groups))
-        z = model.head(torch.cat([content_source, content_real, content_translated, content_negatives]))
+        translated, self_reconstruction = apply_in_chunks(model.generator, stylised).split(count)
+        content_translated = apply_in_chunks(model.content_encoder, translated)
+        filters_translated = apply_in_chunks(model.appearance_encoder, translated)
+        cycle = apply_in_chunks(model.generator, appearance_adaptive_conv(content_translated, filters_source, groups))
+        z = apply_in_chunks(model.head,
+                            torch.cat([content_source, content_real, content_translated, content_negatives]))
         return {
             "translated": translated, "self_reconstruction": self_reconstruction, "cycle_reconstruction": cycle,
             "content_source": content_source, "content_translated": content_translated,
@@ -138,9 +142,10 @@ def generator_objective(out: dict[str, torch.Tensor], batch: torch.Tensor, discr
     if config.use_i2i:
         source, target = batch[:, SOURCE], batch[:, TARGET]
         translated = out["translated"]
-        terms["adv_image"] = losses.generator_adversarial_loss(discriminators.image(translated), config.gan_mode)
+        terms["adv_image"] = losses.generator_adversarial_loss(apply_in_chunks(discriminators.image, translated),
+                                                               config.gan_mode)
         terms["adv_appearance"] = losses.generator_adversarial_loss(
-            discriminators.appearance(torch.cat([target, translated], 1)), config.gan_mode)
+            apply_in_chunks(discriminators.appearance, torch.cat([target, translated], 1)), config.gan_mode)
         terms["rec_self"] = losses.reconstruction_loss(out["self_reconstruction"], source)
         terms["rec_cycle"] = losses.reconstruction_loss(out["cycle_reconstruction"], source)
         terms["con_content"] = losses.content_consistency_loss(out["content_source"], out["content_translated"],
