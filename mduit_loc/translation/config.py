@@ -91,6 +91,8 @@ class TranslationConfig:
     beta2: float = 0.999
     constant_lr_fraction: float = 0.7             # paper: 35 of 50 epochs constant, then linear to 0
     mixed_precision: bool = True                  # CUDA only (bf16, or fp16 with loss scaling)
+    channels_last: bool = False                   # speed only: NHWC activations (cuDNN tensor-core kernels)
+    compile_model: bool = False                   # speed only: torch.compile each network (eager if it fails)
     seed: int = 0
     # --- bookkeeping -------------------------------------------------------------------------
     checkpoint_every: int = 100                   # steps

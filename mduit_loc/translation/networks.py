@@ -92,7 +92,8 @@ class AppearanceEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.input_size is not None and tuple(images.shape[-2:]) != (self.input_size, self.input_size):
-            images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
+            # in float32: the antialiased resize has no bf16 CPU kernel (a translated image under autocast)
+            images = F.interpolate(images.float(), size=(self.input_size, self.input_size), mode="bilinear",
                                    align_corners=False, antialias=True)
         pooled = self.convs(self.trunk(images)).mean(dim=(2, 3))
         return self.to_filter(pooled).view(-1, *self.filter_shape)

@@ -34,6 +34,7 @@ from mduit_loc.translation.mduit import build_mduit
 from mduit_loc.translation.networks import init_weights
 from mduit_loc.translation.pairing import FIRST_NEGATIVE, REAL_POSITIVE, SOURCE, TARGET, build_epoch_plan
 from mduit_loc.translation.run_options import TrainOptions, TrainSummary
+from mduit_loc.translation.speed import apply_speed_options
 from mduit_loc.translation.steps import (
     Discriminators,
     StepLabels,
@@ -87,6 +88,8 @@ class Trainer:
                                               options.include_test_queries, config)
         workers = default_num_workers() if options.num_workers is None else options.num_workers
         self.store = ImageStore(self.training_set.paths, config.image_size, config.cache_limit_mb, workers)
+        if self.device.type == "cuda":
+            self.store.to(self.device)   # the decoded cache (when there is one) lives on the GPU
         self.steps_per_epoch = steps_per_epoch(len(self.training_set), config.batch_size, self.context.world_size)
         self.total_steps = _step_limit(config, self.steps_per_epoch)
         self.budget = (StepBudget(60.0 * config.time_budget_min, self.total_steps)
@@ -130,6 +133,7 @@ class Trainer:
         init_weights(self.discriminators, config.init_std)
         self.model.to(self.device)
         self.discriminators.to(self.device)
+        apply_speed_options(config, self.model, self.discriminators)   # channels-last, torch.compile
         # the modules stepped: themselves, or their DistributedDataParallel wrappers
         self.train_forward: nn.Module = TrainForward(self.model)
         self.discriminator_step: nn.Module = self.discriminators
@@ -276,7 +280,8 @@ class Trainer:
             remaining = min(self.steps_per_epoch - first, self.total_steps - self.step)
             rows = rank_rows(self.plan, first, remaining, config.batch_size, self.context.rank,
                              self.context.world_size)
-            batches = self.store.iter_steps(rows, config.batch_size, pin_memory=self.device.type == "cuda")
+            batches = self.store.iter_steps(rows, config.batch_size, pin_memory=self.device.type == "cuda",
+                                            device=self.device)
             for index, batch in enumerate(batches):
                 step_rows = rows[index * config.batch_size:(index + 1) * config.batch_size]
                 terms = self.train_step(batch.to(self.device, non_blocking=True), self.step_labels(step_rows))
