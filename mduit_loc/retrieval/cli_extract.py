@@ -8,6 +8,11 @@ Examples::
     mduit-loc extract --model netvlad/Pitts30K_struct.mat --images data/robotcar --split test --out q.h5
     mduit-loc extract --model raw-pixels --images my_photos/ --out photos.h5 --fp16
     mduit-loc extract --model runs/mduit --images my_kapture/sensors/records_data --out my_kapture --format kapture
+
+A large map, sharded over processes (GPUs, machines): each describes a share of the batches and rank 0
+writes the one HDF5 file, identical to a single process's (``extract.describe_sharded``)::
+
+    torchrun --nproc_per_node 8 -m mduit_loc.cli extract --model runs/mduit --db data/robotcar --out db.h5
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from mduit_loc.retrieval.extract import ExtractOptions, ExtractReport, extract_t
 from mduit_loc.retrieval.indexing import open_database
 from mduit_loc.retrieval.query_inputs import SPLITS, resolve_queries
 from mduit_loc.runtime import resolve_device
+from mduit_loc.translation.distributed import init_distributed, rank_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,16 +72,26 @@ def run(args: argparse.Namespace) -> int:
         raise MduitError("no images to describe")
     if args.format == "kapture" and args.fp16:
         raise MduitError("--fp16 is for HDF5 files; kapture's reader knows float32 but not float16 global features")
-    descriptor = load_descriptor(args.model, resolve_device(args.device))
-    options = extract_options(args, fp16=args.fp16, overwrite=args.overwrite)
-    if args.format == "kapture":
-        folder = kapture_features.feature_folder(args.out, args.feature_name or descriptor.name)
-        report = extract_to_kapture(descriptor, paths, names, folder, options)
-        where = str(folder)
-    else:
-        report = extract_to_h5(descriptor, paths, names, args.out, options)
-        where = str(args.out)
-    print(f"{where}: {report.written} descriptor(s) written ({descriptor.name}, dim {descriptor.dim}), "
+    device = resolve_device(args.device)
+    context = init_distributed(device)   # under torchrun: one process per GPU (gloo on CPU)
+    try:
+        if args.format == "kapture" and context.enabled:
+            raise MduitError("--format kapture is written by one process; run it without torchrun")
+        descriptor = load_descriptor(args.model, rank_device(context, device))
+        options = extract_options(args, fp16=args.fp16, overwrite=args.overwrite)
+        if args.format == "kapture":
+            folder = kapture_features.feature_folder(args.out, args.feature_name or descriptor.name)
+            report = extract_to_kapture(descriptor, paths, names, folder, options)
+            where = str(folder)
+        else:
+            report = extract_to_h5(descriptor, paths, names, args.out, options, context=context)
+            where = str(args.out)
+    finally:
+        context.close()
+    if not context.is_main:
+        return 0
+    shards = f" by {context.world_size} processes" if context.enabled else ""
+    print(f"{where}: {report.written} descriptor(s) written{shards} ({descriptor.name}, dim {descriptor.dim}), "
           f"{report.already_present} already present, {len(report.failed)} unreadable image(s) skipped")
     for failure in report.failed:
         print(f"  skipped {failure.path}: {failure.reason}")

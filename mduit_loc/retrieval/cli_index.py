@@ -10,6 +10,9 @@ Examples::
     mduit-loc index --db data/robotcar --model runs/mduit --out idx/mduit --translate-db
     mduit-loc index --db my_colmap_map/sparse/0 --image-root my_colmap_map/images --model raw-pixels --out idx/raw
     mduit-loc index --db data/robotcar --model netvlad/Pitts30K_struct.mat --out idx/nv --index-type ivf-pq
+
+A large map: ``torchrun --nproc_per_node N -m mduit_loc.cli index ...`` describes the database sharded
+over the N processes (GPUs, machines); rank 0 writes the index, the same as one process's.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from mduit_loc.retrieval.cli_common import add_loading_arguments, extract_option
 from mduit_loc.retrieval.faiss_index import INDEX_TYPES, IndexParams, load_index
 from mduit_loc.retrieval.translated_db import STRATEGIES
 from mduit_loc.runtime import resolve_device
+from mduit_loc.translation.distributed import init_distributed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +79,13 @@ def run(args: argparse.Namespace) -> int:
                            translate_db=args.translate_db, translator=args.translator, appearances=appearances,
                            save_translations=args.save_translations, image_root=args.image_root,
                            device=resolve_device(args.device))
-    out = build_index(args.db, args.model, args.out, options)
+    context = init_distributed(options.device)   # under torchrun: the descriptors are computed sharded
+    try:
+        out = build_index(args.db, args.model, args.out, options, context)
+    finally:
+        context.close()
+    if not context.is_main:
+        return 0
     loaded = load_index(out)
     manifest, table = loaded.manifest, loaded.table
     counts = manifest["counts"]

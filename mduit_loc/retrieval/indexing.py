@@ -4,6 +4,12 @@ See ``mduit_loc.retrieval.faiss_index`` for the layout of the index directory. R
 output resumes: descriptors already in ``descriptors.h5`` / ``translations.h5`` are reused when they
 were computed by the same model (and translator and appearances), unless ``overwrite``. The new
 files are staged and replace the old ones as a set at the end; a killed build loses only its own work.
+
+Under torchrun (``build_index(..., context=...)``, ``torchrun -m mduit_loc.cli index ...``), the
+database descriptors are computed sharded over the ranks (``extract.describe_sharded``: each rank
+describes a share of the batches, rank 0 writes them); rank 0 alone holds the output's lock and does
+the rest (translated variants, the FAISS index, the commit). The index equals a single process's.
+Only rank 0 touches the output folder: the other ranks need to see the map's images, nothing else.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from mduit_loc.retrieval.descriptor_models import load_descriptor, load_translat
 from mduit_loc.retrieval.extract import FailedImage, extract_to_h5
 from mduit_loc.retrieval.options import IndexOptions
 from mduit_loc.retrieval.translated_db import choose_appearances, translate_database, write_appearances
+from mduit_loc.translation.distributed import DistContext, rank_device
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +80,18 @@ def _translated_vectors(dataset, descriptor, names, paths, staged: OutputSet, op
 
 
 def build_index(db: str | Path | LocalizationDataset, model: str | Path, out: str | Path,
-                options: IndexOptions | None = None) -> Path:
+                options: IndexOptions | None = None, context: DistContext | None = None) -> Path:
     """Index the database of ``db`` described by ``model``; returns the index directory ``out``.
 
     ``out`` is locked for the build (``output_lock``) and its files are replaced as one set at the end
-    (``output_set``): a build that fails or is killed leaves the previous index as it was.
+    (``output_set``): a build that fails or is killed leaves the previous index as it was. With a
+    ``context`` of several processes every rank calls this; the descriptors are computed sharded and
+    rank 0 writes the index (the other ranks return once the descriptors are written).
     """
     options = options or IndexOptions()
     out = Path(out)
+    if context is not None and context.enabled:
+        return _build_index_sharded(db, model, out, options, context)
     with output_lock(out, "index"):
         dataset = open_database(db, options.image_root)
         names = [image.name for image in dataset.database]
@@ -91,12 +102,41 @@ def build_index(db: str | Path | LocalizationDataset, model: str | Path, out: st
     return out
 
 
-def _build(dataset: LocalizationDataset, descriptor, staged: OutputSet, options: IndexOptions) -> None:
+def _build_index_sharded(db: str | Path | LocalizationDataset, model: str | Path, out: Path,
+                         options: IndexOptions, context: DistContext) -> Path:
+    """``build_index`` over several ranks: rank 0 stages and writes, every rank describes its share."""
+    dataset = open_database(db, options.image_root)
+    names = [image.name for image in dataset.database]
+    check_token_names(names, "database image", f"{dataset.root}: ")
+    descriptor = load_descriptor(model, rank_device(context, options.device))
+    if context.is_main:
+        started = False
+        try:
+            with output_lock(out, "index"), staged_outputs(out, faiss_index.MEMBERS) as staged:
+                context.all_gather_object(str(staged.path(faiss_index.DESCRIPTORS_FILE)))   # the others may start
+                started = True
+                _build(dataset, descriptor, staged, options, context)
+        except BaseException:
+            if not started:
+                context.all_gather_object(None)   # the others stop instead of waiting
+            raise
+        return out
+    target = context.all_gather_object(None)[0]
+    if target is None:
+        raise MduitError(f"rank 0 could not start building the index in {out} (see its error)")
+    paths = [dataset.image_path(name) for name in names]
+    extract_to_h5(descriptor, paths, names, target, options.extract, desc="describing database",
+                  on_mismatch="replace", previous=out / faiss_index.DESCRIPTORS_FILE, context=context)
+    return out
+
+
+def _build(dataset: LocalizationDataset, descriptor, staged: OutputSet, options: IndexOptions,
+           context: DistContext | None = None) -> None:
     names = [image.name for image in dataset.database]
     paths = [dataset.image_path(name) for name in names]
     report = extract_to_h5(descriptor, paths, names, staged.path(faiss_index.DESCRIPTORS_FILE), options.extract,
                            desc="describing database", on_mismatch="replace",
-                           previous=staged.previous(faiss_index.DESCRIPTORS_FILE))
+                           previous=staged.previous(faiss_index.DESCRIPTORS_FILE), context=context)
     failed_paths = {Path(f.path) for f in report.failed}
     kept = [i for i, path in enumerate(paths) if Path(path) not in failed_paths]
     _write_failed(staged.path(faiss_index.FAILED_FILE), report.failed)
