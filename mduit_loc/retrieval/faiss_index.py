@@ -307,6 +307,20 @@ def check_descriptor(manifest: dict, identity: dict, index_dir: Path | str = "in
                 "query with the same model or rebuild the index with this one")
 
 
+def gpu_searcher(index):
+    """``index`` copied to the GPU(s) for searching (faiss-gpu): with one GPU a clone; with several,
+    sharded (``IndexShards``: each GPU holds 1/N of the vectors under the same coarse quantizer, and
+    the per-shard top-K lists are merged), so a map too large for one card's memory is searched on all
+    of them. Flat indexes never come here: ``search.exact_topk`` runs them on the query ``--device``."""
+    import faiss
+
+    if faiss.get_num_gpus() > 1:
+        options = faiss.GpuMultipleClonerOptions()
+        options.shard = True
+        return faiss.index_cpu_to_all_gpus(index, options)
+    return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+
+
 def faiss_gpu_available() -> bool:
     try:
         import faiss

@@ -37,7 +37,7 @@ import torch
 
 from mduit_loc.errors import MduitError
 from mduit_loc.retrieval.db_table import NO_LOCATION
-from mduit_loc.retrieval.faiss_index import LoadedIndex, faiss_gpu_available
+from mduit_loc.retrieval.faiss_index import LoadedIndex, faiss_gpu_available, gpu_searcher
 
 UNKNOWN = -1
 CPU = torch.device("cpu")
@@ -210,7 +210,7 @@ def faiss_topk(index, queries: np.ndarray, K: int, attributes: QueryAttributes |
         faiss.ParameterSpace().set_index_parameter(index, "nprobe", nprobe)  # copied to a GPU clone
         searcher = index
         if options.use_gpu_faiss and faiss_gpu_available():
-            searcher = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+            searcher = gpu_searcher(index)   # sharded over the GPUs when there are several
         return _faiss_search_chunks(searcher, queries, K, options.query_chunk)
     cameras = masked.cameras if options.per_camera else np.full(len(queries), UNKNOWN)
     locations = masked.locations if options.per_location else np.full(len(queries), NO_LOCATION)
