@@ -25,6 +25,7 @@ PRESETS = ("tiny", "paper")
 GAN_MODES = ("nonsaturating", "lsgan")
 NEGATIVE_MINING = ("random", "hard", "mixed")
 HEAD_KINDS = ("grid", "gem-mlp")
+TRANSLATED_POSITIVE = ("backprop", "detached", "off")
 
 
 @dataclass(kw_only=True)
@@ -70,6 +71,11 @@ class TranslationConfig:
     weight_con_content: float = 10.0              # beta_cc
     weight_con_appearance: float = 1.0            # beta_ca
     weight_nce: float = 1.0                       # beta_NCE
+    # Beyond the paper: where the target I_t shows the source's place (poses or place labels), L1
+    # between I_{s->t} and I_t average-pooled onto paired_grid cells: coarse colour layout only, which
+    # survives the up to 7 m / 8 degrees between the two views (0 turns it off).
+    weight_paired: float = 0.0
+    paired_grid: tuple[int, int] = (4, 4)
     # --- pairing and negatives (§3.1) ------------------------------------------------------------
     # Images within both thresholds show the same place: positives of each other, never negatives.
     negative_min_distance_m: float = 7.0
@@ -77,16 +83,21 @@ class TranslationConfig:
     place_sequence_tolerance: int | None = None   # place labels as frame numbers: within this many = same place
     pose_positives: bool = True                   # real same-place images are positives too (§3.1), not only I_{s->t}
     in_batch_negatives: bool = True               # every other real image of the step that is not the same place
+    # How I_{s->t} enters the NCE loss: as eq. 5 (gradients reach G through it), as a fixed augmented
+    # copy ("detached": no gradient into G), or not at all ("off": real positives only)
+    translated_positive: str = "backprop"
     negative_mining: str = "mixed"                # random, hard (most similar beyond the thresholds) or half of each
     # --- ablations (Table 1) ---------------------------------------------------------------------
     use_i2i: bool = True                          # False: colour-jittered copy replaces I_{s->t}
     use_nce: bool = True                          # False: L1 between positive vectors replaces NCE
     # --- optimisation ------------------------------------------------------------------------
-    batch_size: int = 8
+    batch_size: int = 8                           # samples per step (contrastive module)
+    translation_batch_size: int | None = None     # of which the first this many also train translation (None: all)
     epochs: int | None = 4                        # None: no epoch limit (max_steps or the time budget ends the run)
     max_steps: int | None = None                  # overrides epochs; the lr schedule spans these steps
     time_budget_min: float | None = None          # wall-clock cap; the schedule is fitted to it (see budget)
     lr: float = 2e-4
+    lr_descriptor: float | None = None            # E_c and H (the descriptor's networks); None: lr
     beta1: float = 0.5
     beta2: float = 0.999
     constant_lr_fraction: float = 0.7             # paper: 35 of 50 epochs constant, then linear to 0
@@ -96,6 +107,7 @@ class TranslationConfig:
     seed: int = 0
     # --- bookkeeping -------------------------------------------------------------------------
     checkpoint_every: int = 100                   # steps
+    checkpoint_every_s: float = 60.0              # ... and seconds (a slow run can still be resumed early)
     log_every: int = 1                            # steps per CSV row
     pairing_batch_size: int = 64
     cache_limit_mb: int = 2048                    # decoded training images kept in RAM below this size
@@ -106,6 +118,7 @@ class TranslationConfig:
         # lists from JSON; a wrong length is reported by validate()
         self.image_size = cast("tuple[int, int]", tuple(int(v) for v in self.image_size))
         self.head_grid = cast("tuple[int, int]", tuple(int(v) for v in self.head_grid))
+        self.paired_grid = cast("tuple[int, int]", tuple(int(v) for v in self.paired_grid))
         self.validate()
 
     @property
@@ -144,6 +157,8 @@ class TranslationConfig:
         need(self.negative_mining in NEGATIVE_MINING,
              f"negative_mining must be one of {NEGATIVE_MINING}, got {self.negative_mining!r}")
         need(self.head in HEAD_KINDS, f"head must be one of {HEAD_KINDS}, got {self.head!r}")
+        need(self.translated_positive in TRANSLATED_POSITIVE,
+             f"translated_positive must be one of {TRANSLATED_POSITIVE}, got {self.translated_positive!r}")
         need(len(self.head_grid) == 2 and min(self.head_grid) >= 1,
              f"head_grid must be (H, W) >= 1, got {self.head_grid}")
         need(self.descriptor_dim >= 0 and (self.descriptor_dim > 0 or self.head == "grid"),
@@ -155,6 +170,9 @@ class TranslationConfig:
         need(self.epochs is not None or self.max_steps is not None or self.time_budget_min is not None,
              "epochs=None (no epoch limit) needs max_steps or time_budget_min to end the run")
         need(self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1")
+        need(self.lr > 0 and (self.lr_descriptor is None or self.lr_descriptor > 0), "learning rates must be > 0")
+        need(self.translation_batch_size is None or 1 <= self.translation_batch_size <= self.batch_size,
+             "translation_batch_size must be in [1, batch_size]")
         need(self.time_budget_min is None or self.time_budget_min > 0, "time_budget_min must be > 0")
         need(0.0 <= self.constant_lr_fraction <= 1.0, "constant_lr_fraction must be in [0, 1]")
         need(self.checkpoint_every >= 1 and self.log_every >= 1, "checkpoint_every and log_every must be >= 1")
@@ -165,6 +183,7 @@ class TranslationConfig:
         data = dataclasses.asdict(self)
         data["image_size"] = list(self.image_size)
         data["head_grid"] = list(self.head_grid)
+        data["paired_grid"] = list(self.paired_grid)
         return data
 
     @classmethod

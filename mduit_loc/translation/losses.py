@@ -48,6 +48,15 @@ def reconstruction_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return (output.float() - target.float()).abs().mean()
 
 
+def paired_layout_loss(translated: torch.Tensor, target: torch.Tensor, same_place: torch.Tensor,
+                       grid: tuple[int, int]) -> torch.Tensor:
+    """Mean absolute difference of the two images average-pooled onto ``grid`` cells, over the samples
+    whose target shows the same place (``same_place`` (B,)); 0 when there is none."""
+    pooled = (F.adaptive_avg_pool2d(translated.float(), grid) - F.adaptive_avg_pool2d(target.float(), grid)).abs()
+    weights = same_place.to(pooled.device, pooled.dtype)
+    return (pooled.flatten(1).mean(dim=1) * weights).sum() / weights.sum().clamp(min=1.0)
+
+
 def mean_squared_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-sample ``||a - b||^2 / numel``: (B,)."""
     return (a.float() - b.float()).pow(2).flatten(1).mean(dim=1)

@@ -56,6 +56,7 @@ class StepLabels:
 
     real_positive: torch.Tensor
     in_batch_negative: torch.Tensor | None = None
+    target_same_place: torch.Tensor | None = None   # (B,): the target shows the source's place
 
 
 class Discriminators(nn.Module):
@@ -97,27 +98,35 @@ class TrainForward(nn.Module):
                     "z_negatives": z[3 * count:].view(count, n_neg, -1), "positive": jittered}
         content = apply_in_chunks(model.content_encoder, torch.cat([source, real_positive, negatives]))
         content_source, content_real, content_negatives = content[:count], content[count:2 * count], content[2 * count:]
+        # the first `t` samples also train the translation module; all of them train the descriptor
+        t = min(self.config.translation_batch_size or count, count)
         filters = apply_in_chunks(model.appearance_encoder,
-                                  torch.cat([source, batch[:, TARGET], batch[:, TARGET_NEGATIVE]]))
-        filters_source, filters_target, filters_target_negative = filters.split(count)
+                                  torch.cat([source[:t], batch[:t, TARGET], batch[:t, TARGET_NEGATIVE]]))
+        filters_source, filters_target, filters_target_negative = filters.split(t)
         groups = self.config.filter_groups
         # f_s ⊗ W_t (translation) and f_s ⊗ W_s (self-reconstruction) in one grouped conv and one G pass
-        stylised = appearance_adaptive_conv(torch.cat([content_source, content_source]),
+        stylised = appearance_adaptive_conv(torch.cat([content_source[:t], content_source[:t]]),
                                             torch.cat([filters_target, filters_source]), groups)
-        translated, self_reconstruction = apply_in_chunks(model.generator, stylised).split(count)
+        translated, self_reconstruction = apply_in_chunks(model.generator, stylised).split(t)
         content_translated = apply_in_chunks(model.content_encoder, translated)
         filters_translated = apply_in_chunks(model.appearance_encoder, translated)
         cycle = apply_in_chunks(model.generator, appearance_adaptive_conv(content_translated, filters_source, groups))
-        z = apply_in_chunks(model.head,
-                            torch.cat([content_source, content_real, content_translated, content_negatives]))
+        if self.config.translated_positive == "detached":  # an augmented copy: NCE does not train G through it
+            content_for_z = apply_in_chunks(model.content_encoder, translated.detach())
+        else:
+            content_for_z = content_translated
+        z = apply_in_chunks(model.head, torch.cat([content_source, content_real, content_for_z, content_negatives]))
+        z_source, z_real, z_translated = z[:count], z[count:2 * count], z[2 * count:2 * count + t]
+        # samples beyond the translation batch have no I_{s->t}: a placeholder, masked in the loss
+        z_translated = torch.cat([z_translated, z_source[t:].detach()])
         return {
             "translated": translated, "self_reconstruction": self_reconstruction, "cycle_reconstruction": cycle,
-            "content_source": content_source, "content_translated": content_translated,
-            "content_negative": content_negatives.view(count, n_neg, *content_source.shape[1:])[:, 0],
+            "content_source": content_source[:t], "content_translated": content_translated,
+            "content_negative": content_negatives.view(count, n_neg, *content_source.shape[1:])[:t, 0],
             "filters_target": filters_target, "filters_translated": filters_translated,
             "filters_target_negative": filters_target_negative,
-            "z_source": z[:count], "z_positives": torch.stack([z[count:2 * count], z[2 * count:3 * count]], 1),
-            "z_negatives": z[3 * count:].view(count, n_neg, -1),
+            "z_source": z_source, "z_positives": torch.stack([z_real, z_translated], 1),
+            "z_negatives": z[2 * count + t:].view(count, n_neg, -1),
         }
 
 
@@ -125,8 +134,12 @@ def contrastive_terms(out: dict[str, torch.Tensor], labels: StepLabels,
                       config: TranslationConfig) -> dict[str, torch.Tensor]:
     """The contrastive module's loss (eq. 5 over both positives, or the L1 ablation) and its accuracy."""
     z_source, z_positives, z_negatives = out["z_source"], out["z_positives"], out["z_negatives"]
+    count = len(z_source)
+    translated_rows = len(out["translated"]) if "translated" in out else count
+    if config.translated_positive == "off":  # (without I2I its stand-in, the jittered copy, is off too)
+        translated_rows = 0
     mask = torch.stack([labels.real_positive.to(z_source.device),
-                        torch.ones_like(labels.real_positive, device=z_source.device)], 1)
+                        torch.arange(count, device=z_source.device) < translated_rows], 1)
     negative_logits = losses.negative_similarities(z_source, z_negatives, out, labels.in_batch_negative)
     nce, accuracy = losses.multi_positive_nce(z_source, z_positives, mask, negative_logits, config.nce_temperature)
     if config.use_nce:
@@ -140,8 +153,8 @@ def generator_objective(out: dict[str, torch.Tensor], batch: torch.Tensor, discr
     terms = contrastive_terms(out, labels, config)
     total = config.weight_nce * terms["nce" if config.use_nce else "positive_l1"]
     if config.use_i2i:
-        source, target = batch[:, SOURCE], batch[:, TARGET]
         translated = out["translated"]
+        source, target = batch[:len(translated), SOURCE], batch[:len(translated), TARGET]
         terms["adv_image"] = losses.generator_adversarial_loss(apply_in_chunks(discriminators.image, translated),
                                                                config.gan_mode)
         terms["adv_appearance"] = losses.generator_adversarial_loss(
@@ -152,6 +165,10 @@ def generator_objective(out: dict[str, torch.Tensor], batch: torch.Tensor, discr
                                                                out["content_negative"], config.content_margin)
         terms["con_appearance"] = losses.filter_consistency_loss(out["filters_target"], out["filters_translated"],
                                                                  out["filters_target_negative"])
+        if config.weight_paired > 0 and labels.target_same_place is not None:
+            terms["paired"] = losses.paired_layout_loss(translated, target, labels.target_same_place[:len(translated)],
+                                                        config.paired_grid)
+            total = total + config.weight_paired * terms["paired"]
         total = (total + config.weight_adv_image * terms["adv_image"]
                  + config.weight_adv_appearance * terms["adv_appearance"]
                  + config.weight_rec_self * terms["rec_self"] + config.weight_rec_cycle * terms["rec_cycle"]

@@ -97,7 +97,7 @@ class Trainer:
         self.pairing_s, self.stopped_by_budget = 0.0, False
         self._build_models()
         self.plan: torch.Tensor | None = None    # the epoch's pairing plan
-        self.step, self.plan_epoch, self.elapsed = 0, -1, 0.0
+        self.step, self.plan_epoch, self.elapsed, self.last_checkpoint_s = 0, -1, 0.0, 0.0
         if self.resume_state is not None:
             self._restore(self.resume_state)
         else:
@@ -105,9 +105,15 @@ class Trainer:
 
     # --- setup ---------------------------------------------------------------------------------
     def _resume_state(self) -> dict | None:
+        """The last checkpoint; None (a fresh start, said so) when a run was stopped before its first one."""
         path = ckpt.last_checkpoint_path(self.run_dir)
         if not path.is_file():
-            raise MduitError(f"--resume: no checkpoint in {path.parent}; start without --resume")
+            if (self.run_dir / "run.json").is_file():
+                raise MduitError(f"--resume: {self.run_dir} holds a finished run and no checkpoint to continue")
+            if self.context.is_main:
+                print(f"--resume: no checkpoint in {path.parent} yet (stopped before the first one); "
+                      "starting from step 0", file=sys.stderr)
+            return None
         return ckpt.load_checkpoint(path)
 
     def _checked_resume_config(self, requested: TranslationConfig, state: dict) -> TranslationConfig:
@@ -144,7 +150,14 @@ class Trainer:
                 self.discriminator_step = DistributedDataParallel(self.discriminators, device_ids=ids)
         betas = (config.beta1, config.beta2)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer_g = torch.optim.Adam(trainable, lr=config.lr, betas=betas)
+        descriptor_networks = (self.model.content_encoder, self.model.head)
+        descriptor_parameters = {id(p) for network in descriptor_networks for p in network.parameters()}
+        # E_c and H may learn at their own rate, with Adam's usual momentum (0.9) rather than the GAN's 0.5
+        descriptor_betas = betas if config.lr_descriptor is None else (0.9, config.beta2)
+        groups = [{"params": [p for p in trainable if id(p) in descriptor_parameters],
+                   "lr": config.lr_descriptor or config.lr, "betas": descriptor_betas},
+                  {"params": [p for p in trainable if id(p) not in descriptor_parameters], "lr": config.lr}]
+        self.optimizer_g = torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr, betas=betas)
         self.optimizer_d = torch.optim.Adam(self.discriminators.parameters(), lr=config.lr, betas=betas)
         schedule = lambda step: lr_factor(step, self.total_steps, config.constant_lr_fraction)  # noqa: E731
         self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, schedule)
@@ -169,6 +182,7 @@ class Trainer:
             raise ConfigMismatchError(f"--resume: the checkpoint was written for {state['total_steps']} steps, "
                                       f"this run would take {self.total_steps} (dataset or batch changed?)")
         self.step, self.elapsed = int(state["step"]), float(state["elapsed_s"])
+        self.last_checkpoint_s = self.elapsed
         self.plan, self.plan_epoch = state["plan"], int(state["plan_epoch"])
         rng = state["rng"]
         if len(rng) == self.context.world_size:
@@ -221,10 +235,13 @@ class Trainer:
         """What the plan rows (B, R) of one step say beyond their pixels (see ``StepLabels``)."""
         sources = rows[:, SOURCE]
         real_positive = rows[:, REAL_POSITIVE] != sources
-        if not self.config.in_batch_negatives:
-            return StepLabels(real_positive.to(self.device))
-        members = torch.cat([sources, rows[:, REAL_POSITIVE], rows[:, FIRST_NEGATIVE:].flatten()])
         places = self.training_set.places
+        target_same_place = None
+        if places is not None and self.config.weight_paired > 0:
+            target_same_place = places.same_place(sources, rows[:, TARGET]).diagonal().to(self.device)
+        if not self.config.in_batch_negatives:
+            return StepLabels(real_positive.to(self.device), None, target_same_place)
+        members = torch.cat([sources, rows[:, REAL_POSITIVE], rows[:, FIRST_NEGATIVE:].flatten()])
         if places is not None and places.any_labelled:
             allowed = places.may_be_negative(sources, members)
         else:
@@ -235,7 +252,7 @@ class Trainer:
         count, n_neg = rows.shape[0], rows.shape[1] - FIRST_NEGATIVE
         first = 2 * count + torch.arange(count)[:, None] * n_neg + torch.arange(n_neg)[None, :]
         own.scatter_(1, first, True)
-        return StepLabels(real_positive.to(self.device), (allowed | own).to(self.device))
+        return StepLabels(real_positive.to(self.device), (allowed | own).to(self.device), target_same_place)
 
     def train_step(self, batch: torch.Tensor, labels: StepLabels) -> dict[str, torch.Tensor]:
         config, amp = self.config, self.use_amp
@@ -250,7 +267,8 @@ class Trainer:
         _set_requires_grad(self.discriminators, True)
         if config.use_i2i:
             with autocast(self.device, amp):
-                logits = self.discriminator_step(batch, out["translated"].detach())
+                translated = out["translated"].detach()
+                logits = self.discriminator_step(batch[:len(translated)], translated)
                 loss_d = discriminator_objective(logits, config)
             self.optimizer_d.zero_grad(set_to_none=True)
             self.scaler.scale(loss_d).backward()
@@ -265,7 +283,8 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------------------
     def run(self) -> TrainSummary:
         config, main = self.config, self.context.is_main
-        log = self.loss_log = LossLog(self.run_dir / "losses.csv", loss_columns(config.use_i2i, config.use_nce))
+        columns = loss_columns(config.use_i2i, config.use_nce, config.weight_paired > 0)
+        log = self.loss_log = LossLog(self.run_dir / "losses.csv", columns)
         if main:
             log.start(self.step if self.resume_state is not None else None)
         undecided = self.budget is not None and self.budget.fixed_total is None  # no total until the probe ends
@@ -293,7 +312,7 @@ class Trainer:
                 if self.step % config.log_every == 0 or self.step == self.total_steps:
                     last = self._log(log, bar, terms, epoch)
                 bar.update(1)
-                if self.step % config.checkpoint_every == 0 or self.step in (self.total_steps, self.options.stop_after):
+                if self._checkpoint_due() or self.step in (self.total_steps, self.options.stop_after):
                     self._checkpoint()
                 if self.step == self.options.stop_after and self.step < self.total_steps:
                     bar.close()
@@ -323,7 +342,16 @@ class Trainer:
             bar.set_postfix({k: f"{losses[k]:.3f}" for k in shown if k in losses}, refresh=False)
         return losses
 
+    def _checkpoint_due(self) -> bool:
+        """Every ``checkpoint_every`` steps, and every ``checkpoint_every_s`` seconds (rank 0's clock) so that
+        a run stopped early (slow steps, a busy machine) can still be resumed."""
+        if self.step % self.config.checkpoint_every == 0:
+            return True
+        late = torch.tensor([self.elapsed - self.last_checkpoint_s >= self.config.checkpoint_every_s])
+        return bool(self.context.broadcast(late).item())
+
     def _checkpoint(self) -> None:
+        self.last_checkpoint_s = self.elapsed
         gathered = self.context.all_gather_object(ckpt.rng_state())
         if self.context.is_main:
             state = {"config": self.config.to_dict(), "total_steps": self.total_steps, "elapsed_s": self.elapsed,

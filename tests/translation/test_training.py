@@ -148,3 +148,20 @@ def test_resume_refuses_changed_settings(domain_data, tmp_path):
     with pytest.raises(ConfigMismatchError, match="n_negatives"):
         train(small_config(max_steps=4, n_negatives=3), domain_data, tmp_path / "run", resume=True,
               explicit_settings={"n_negatives": 3})
+
+
+def test_checkpoints_by_time_let_an_early_stop_resume(domain_data, tmp_path):
+    # every second counts as late (checkpoint_every_s=0): each step is saved although 100 steps are far away
+    config = small_config(max_steps=3, checkpoint_every=100, checkpoint_every_s=0.0)
+    trainer, _ = train(config, domain_data, tmp_path / "run", stop_after=2)
+    assert load_checkpoint(last_checkpoint_path(tmp_path / "run"))["step"] == 2
+    steps = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step_*.pt"))
+    assert steps == ["step_0000001.pt", "step_0000002.pt"]
+
+
+def test_resume_before_the_first_checkpoint_starts_from_step_zero(domain_data, tmp_path, capsys):
+    trainer, summary = train(small_config(max_steps=2), domain_data, tmp_path / "run", resume=True)
+    assert summary.steps == 2 and not summary.stopped_early
+    assert "no checkpoint" in capsys.readouterr().err
+    _, again = train(small_config(max_steps=2), domain_data, tmp_path / "run", resume=True)
+    assert again.steps == 2, "resuming a finished run continues from its last checkpoint: nothing to do"
