@@ -4,6 +4,8 @@
 of solid-colour images are cosines of their colours and can be computed by hand.
 ``test-mduit``: an MDUIT look-alike whose appearance filter is the mean colour and whose translation
 blends the image halfway towards that colour.
+Both work on any device (the suite also runs with CUDA visible): the fake model is moved to the
+descriptor's device, and every tensor it makes follows its inputs.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from mduit_loc.retrieval.descriptor_models import GlobalDescriptor, ModuleDescri
 
 IMAGE_SIZE = (16, 16)
 CPU = torch.device("cpu")
+# every device of this machine: tests parametrized with it run on the GPU too where there is one
+DEVICES = [CPU] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
 
 
 def quiet(**fields) -> ExtractOptions:
@@ -28,13 +32,14 @@ def quiet(**fields) -> ExtractOptions:
     return ExtractOptions(num_workers=0, progress=False, **fields)
 
 
-def index_options(*, on_error: str = "fail", **fields) -> IndexOptions:
-    return IndexOptions(extract=quiet(on_error=on_error), device=CPU, **fields)
+def index_options(*, on_error: str = "fail", device: torch.device = CPU, **fields) -> IndexOptions:
+    return IndexOptions(extract=quiet(on_error=on_error), device=device, **fields)
 
 
-def query_options(*, top_k: int = 10, per_camera: bool = False, per_location: bool = False, **fields) -> QueryOptions:
+def query_options(*, top_k: int = 10, per_camera: bool = False, per_location: bool = False, device: torch.device = CPU,
+                  **fields) -> QueryOptions:
     search = SearchOptions(k=top_k, per_camera=per_camera, per_location=per_location)
-    return QueryOptions(search=search, extract=quiet(), device=CPU, **fields)
+    return QueryOptions(search=search, extract=quiet(), device=device, **fields)
 
 
 class ColorDescriptor(GlobalDescriptor):
@@ -62,12 +67,12 @@ class FakeTranslator(nn.Module):
         return images.mean(dim=(2, 3))
 
     def translate(self, images, filters):
-        return (0.5 * images + 0.5 * filters[:, :, None, None]).clamp(0, 1)
+        return (0.5 * images + 0.5 * filters.to(images.device)[:, :, None, None]).clamp(0, 1)
 
 
 register_descriptor("test-color", lambda spec, device: ColorDescriptor(device))
 register_descriptor("test-color-other", lambda spec, device: ColorDescriptor(device, checksum="color-v2"))
-register_descriptor("test-mduit", lambda spec, device: ModuleDescriptor(FakeTranslator(), "mduit", spec,
+register_descriptor("test-mduit", lambda spec, device: ModuleDescriptor(FakeTranslator().to(device), "mduit", spec,
                                                                          "describe", device))
 
 

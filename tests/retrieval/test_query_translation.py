@@ -24,11 +24,13 @@ class DomainTranslator(FakeTranslator):
     """The fake MDUIT with domain-mean filters (a colour each): translation blends halfway to it."""
 
     def domain_filters(self):
-        return {"overcast-reference": torch.tensor([[0.0, 0.8, 0.0]]), "night": torch.tensor([[0.0, 0.0, 0.2]])}
+        device = self.scale.device   # as MDUIT.domain_filters: on the model's device
+        return {"overcast-reference": torch.tensor([[0.0, 0.8, 0.0]], device=device),
+                "night": torch.tensor([[0.0, 0.0, 0.2]], device=device)}
 
 
-register_descriptor("test-mduit-domains", lambda spec, device: ModuleDescriptor(DomainTranslator(), "mduit", spec,
-                                                                                "describe", device))
+register_descriptor("test-mduit-domains", lambda spec, device: ModuleDescriptor(DomainTranslator().to(device), "mduit",
+                                                                                spec, "describe", device))
 
 
 def test_queries_are_translated_then_described_hand_computed(tmp_path):

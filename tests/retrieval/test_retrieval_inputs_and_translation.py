@@ -73,9 +73,10 @@ def _train_split(dataset):
     return dataset
 
 
-def test_translated_database_indexes_every_variant_and_collapses_them(two_condition_dataset, tmp_path):
+@pytest.mark.parametrize("device", fakes.DEVICES, ids=str)
+def test_translated_database_indexes_every_variant_and_collapses_them(two_condition_dataset, tmp_path, device):
     dataset = _train_split(two_condition_dataset)
-    options = fakes.index_options(translate_db=True, save_translations=True)
+    options = fakes.index_options(translate_db=True, save_translations=True, device=device)
     index_dir = build_index(dataset, "test-mduit", tmp_path / "index", options)
     loaded = load_index(index_dir)
     assert loaded.table.appearances == ["original", "night-0", "snow-0"]
@@ -88,7 +89,7 @@ def test_translated_database_indexes_every_variant_and_collapses_them(two_condit
     assert (index_dir / "translations/snow-0/map/rear/red.png").is_file()
     # A whitish-red query matches red's snow variant best; the blue image still comes second, once.
     save_image(tmp_path / "q" / "rear" / "pink.png", fakes.solid((255, 170, 170)))
-    results = localize(index_dir, [tmp_path / "q"], fakes.query_options(top_k=5))
+    results = localize(index_dir, [tmp_path / "q"], fakes.query_options(top_k=5, device=device))
     assert results.pairs["rear/pink.png"] == ["map/rear/red.png", "map/rear/blue.png"]
     assert results.appearances["rear/pink.png"][0] == "snow-0"
 

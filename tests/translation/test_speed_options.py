@@ -12,7 +12,7 @@ from mduit_loc.translation.data import ImageStore
 from mduit_loc.translation.mduit import build_mduit
 from mduit_loc.translation.speed import apply_speed_options
 from mduit_loc.translation.steps import Discriminators
-from mduit_loc.translation.trainer import TrainOptions, Trainer
+from mduit_loc.translation.trainer import Trainer, TrainOptions
 
 from .conftest import small_config
 from .test_chunked_step import one_step

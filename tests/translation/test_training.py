@@ -14,9 +14,15 @@ from mduit_loc.translation.model_io import load_mduit
 from mduit_loc.translation.trainer import TrainOptions, Trainer, lr_factor
 
 
+# These runs are compared bit for bit (resume, checksums) and their learning thresholds were measured on
+# the CPU, whose kernels are deterministic; with CUDA visible (the GPU check) they stay on the CPU.
+CPU = torch.device("cpu")
+
+
 def train(config, data, out, **options):
     options.setdefault("num_workers", 0)
     options.setdefault("progress", False)
+    options.setdefault("device", CPU)
     trainer = Trainer(config, TrainOptions(data=data, out=out, **options))
     return trainer, trainer.run()
 
@@ -43,7 +49,8 @@ def test_tiny_training_learns_and_writes_a_loadable_run(domain_data, tmp_path):
     # PyTorch's default initialisation (the tiny preset's): with N(0, 0.02) the NCE accuracy of these
     # 40 steps stayed near chance on 2 of 3 seeds (measured), with it 0.47-0.60 on all 3 (chance 0.2).
     config = small_config(max_steps=40, lr=1e-3, checkpoint_every=20, init_std=None)
-    trainer = Trainer(config, TrainOptions(data=domain_data, out=tmp_path / "run", num_workers=0, progress=False))
+    trainer = Trainer(config, TrainOptions(data=domain_data, out=tmp_path / "run", num_workers=0, progress=False,
+                                           device=CPU))
     before = self_reconstruction_error(trainer.model, domain_data)
     summary = trainer.run()
     after = self_reconstruction_error(trainer.model, domain_data)
@@ -86,7 +93,7 @@ class Killed(Exception):
 
 
 def train_until_killed(config, data, out, kill_at_step: int) -> None:
-    trainer = Trainer(config, TrainOptions(data=data, out=out, num_workers=0, progress=False))
+    trainer = Trainer(config, TrainOptions(data=data, out=out, num_workers=0, progress=False, device=CPU))
     original_step = trainer.train_step
 
     def dying_step(batch, labels):
