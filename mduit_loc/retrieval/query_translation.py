@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from mduit_loc.errors import MduitError
 from mduit_loc.retrieval.descriptor_models import GlobalDescriptor, load_translator
+from mduit_loc.runtime import autocast
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,7 +48,7 @@ class TranslatingDescriptor(GlobalDescriptor):
     def translate(self, images: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, H, W) in [0, 1] -> translated, at the descriptor's size."""
         device = self.filters.device
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(device):   # bf16 on CUDA, as the database's translations
             batch = images.to(device).float()
             translated = self.translator_module.translate(batch, self.filters.expand(len(batch),
                                                                                     *self.filters.shape[1:]))

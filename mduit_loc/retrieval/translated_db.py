@@ -38,6 +38,7 @@ from mduit_loc.errors import MduitError
 from mduit_loc.io_utils import atomic_path, link_or_copy, link_tree, write_json_atomic
 from mduit_loc.retrieval import h5_io
 from mduit_loc.retrieval.extract import ExtractOptions, FailedImage, iter_image_batches
+from mduit_loc.runtime import autocast
 
 log = logging.getLogger(__name__)
 STRATEGIES = ("exemplars", "clusters", "domain-means")
@@ -238,7 +239,7 @@ def translate_database(translator, descriptor, appearances: list[TargetAppearanc
                 batch_names = [names[todo[i]] for i in indices]
                 images = images.to(device)
                 for appearance in appearances:
-                    with torch.inference_mode():
+                    with torch.inference_mode(), autocast(device):   # bf16 on CUDA, as the descriptors
                         filters = appearance.filters.expand(len(images), *appearance.filters.shape[1:])
                         translated = translator.translate(images, filters).float().clamp(0, 1)
                     if save_dir is not None:
