@@ -146,9 +146,9 @@ SYNTH_BEGAN=$(date +%s)
 
 # --- throughput tables -----------------------------------------------------------------------------
 BENCH_LOG=$RESULTS/bench.log
-part train 100 "$BENCH_LOG" "$PY" benchmarks/bench_gpu.py train --device "$DEVICE" "${TRAIN_ARGS[@]}" \
+part train 100 "$BENCH_LOG" "$PY" benchmarks/throughput.py train --device "$DEVICE" "${TRAIN_ARGS[@]}" \
     --json "$RESULTS/bench_train.json" --markdown "$WORK/bench_train.md"
-part extract 50 "$BENCH_LOG" "$PY" benchmarks/bench_gpu.py extract --device "$DEVICE" "${EXTRACT_ARGS[@]}" \
+part extract 50 "$BENCH_LOG" "$PY" benchmarks/throughput.py extract --device "$DEVICE" "${EXTRACT_ARGS[@]}" \
     --json "$RESULTS/bench_extract.json" --markdown "$WORK/bench_extract.md"
 
 # --- Table 1, step-budgeted, on the small synthetic benchmark ----------------------------------------
@@ -168,7 +168,7 @@ fi
 [ -f "$WORK/table1/table1.md" ] && cp "$WORK/table1/table1.md" "$RESULTS/table1.md"
 
 # --- torch.compile, with what time is left ----------------------------------------------------------
-part compile 100 "$BENCH_LOG" "$PY" benchmarks/bench_gpu.py train --device "$DEVICE" "${COMPILE_ARGS[@]}" \
+part compile 100 "$BENCH_LOG" "$PY" benchmarks/throughput.py train --device "$DEVICE" "${COMPILE_ARGS[@]}" \
     --markdown "$WORK/bench_compile.md"
 
 # --- summary ---------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Throughput tables of the GPU path: training steps and descriptor extraction per preset, batch size and
 speed option, with peak memory (the numbers issue 11 asks for; on a CPU too, for a dry run).
 
-    python benchmarks/bench_gpu.py train   [--presets tiny paper] [--batches 1 8 32] [--variants plain channels_last]
-    python benchmarks/bench_gpu.py extract [--sizes 256 64] [--batches 64] [--variants plain channels_last]
-    python benchmarks/bench_gpu.py all --dry-run          # tiny sizes on the CPU: checks the script in seconds
+    python benchmarks/throughput.py train   [--presets tiny paper] [--batches 1 8 32] [--variants plain channels_last]
+    python benchmarks/throughput.py extract [--sizes 256 64] [--batches 64] [--variants plain channels_last]
+    python benchmarks/throughput.py all --dry-run          # tiny sizes on the CPU: checks the script in seconds
 
 train: full ``Trainer.train_step`` calls (generator-side forward of E_c/E_a/G/H over the batch's stacked roles,
 eq. 6, Adam; then D_i/D_a and their Adam step) at the preset's image size and number of negatives, random
@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mduit_loc.nn.speed import compile_networks, to_channels_last  # noqa: E402
 from mduit_loc.retrieval.descriptor_models import ModuleDescriptor  # noqa: E402
-from mduit_loc.translation.config import apply_overrides, preset  # noqa: E402
+from mduit_loc.translation.config import apply_overrides, parse_assignments, preset  # noqa: E402
 from mduit_loc.translation.mduit import build_mduit  # noqa: E402
 from mduit_loc.translation.networks import ContentEncoder, _norm  # noqa: E402
 from mduit_loc.translation.trainer import Trainer, TrainOptions  # noqa: E402
@@ -323,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-what-ifs", action="store_true", help="extract: leave out the E_c what-if rows")
     parser.add_argument("--dry-run", action="store_true",
                         help="tiny sizes (32 px, the paper preset at 32 px, 1-2 timed steps) to check the script")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="train: a TranslationConfig setting for every row (as mduit-loc train --set)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--markdown", type=Path, help="also write the tables here")
     args = parser.parse_args(argv)
@@ -337,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         overrides = {"image_size": (32, 32), "appearance_input_size": 16, "n_negatives": 2}
         sizes, seconds = [32], min(seconds, 0.5)
+    overrides.update(parse_assignments(args.settings))
     print(f"torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name(device)}, {device_memory_gb(device):.0f} GiB)" if device.type == "cuda"
              else f", {torch.get_num_threads()} CPU threads, load {os.getloadavg()[0]:.1f}"), flush=True)
