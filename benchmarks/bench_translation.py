@@ -88,11 +88,12 @@ def time_steps(name: str, iterations: int, workdir: Path) -> dict:
                                                num_workers=0, progress=False))
     rows = torch.arange(config.batch_size * config.rows_per_sample).view(config.batch_size, -1) % len(trainer.store.paths)
     batch = next(trainer.store.iter_steps(rows, config.batch_size))
-    trainer.train_step(batch)  # warm-up (allocations, kernel selection)
+    labels = trainer.step_labels(rows)
+    trainer.train_step(batch, labels)  # warm-up (allocations, kernel selection)
     times = []
     for _ in range(iterations):
         started = time.perf_counter()
-        trainer.train_step(batch)
+        trainer.train_step(batch, labels)
         times.append(time.perf_counter() - started)
     seconds = float(np.mean(times))
     return {"preset": name, "image_size": list(config.image_size), "batch_size": config.batch_size,

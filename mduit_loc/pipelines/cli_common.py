@@ -11,24 +11,37 @@ from mduit_loc.runtime import resolve_device
 from mduit_loc.translation.config import parse_assignments, typed_settings
 
 
-def add_training_arguments(group: argparse.ArgumentParser | argparse._ArgumentGroup, context: str = "") -> None:
-    """The step overrides and worker count that demo, ``table1`` and the benchmarks share."""
+def add_training_arguments(group: argparse.ArgumentParser | argparse._ArgumentGroup, default_steps: int,
+                           context: str = "") -> None:
+    """The training budget (steps by default, or wall-clock minutes) and the options that demo, ``table1``
+    and the benchmarks share."""
     prefix = f"{context}: " if context else ""
     group.add_argument("--mduit-steps", type=int,
-                       help=f"{prefix}train MDUIT for exactly this many steps (instead of the time budget)")
-    group.add_argument("--netvlad-steps", type=int, help=f"{prefix}train NetVLAD for exactly this many steps")
+                       help=f"{prefix}MDUIT optimizer steps per variant (default: {default_steps}; the same model "
+                            "on any machine)")
+    group.add_argument("--netvlad-steps", type=int,
+                       help=f"{prefix}NetVLAD optimizer steps (default: the MDUIT step count)")
+    group.add_argument("--budget-min", type=float,
+                       help=f"{prefix}instead of steps, wall-clock training minutes per method (results then "
+                            "depend on the machine's speed and load); explicit step counts still apply")
     group.add_argument("--mduit-set", action="append", default=[], metavar="KEY=VALUE",
                        help=f"{prefix}MDUIT setting for every variant ('mduit-loc train --set', repeatable)")
     group.add_argument("--netvlad-image-size", help=f"{prefix}NetVLAD image size, PX or HxW (default: its own, 128)")
     group.add_argument("--num-workers", type=int, help=f"{prefix}image decoding workers (default: automatic)")
 
 
-def budget_from_args(args: argparse.Namespace, **fields: Any) -> TrainingBudget:
-    """A ``TrainingBudget`` from ``--budget-min`` and the options of ``add_training_arguments``."""
-    if args.budget_min <= 0:
+def budget_from_args(args: argparse.Namespace, default_steps: int, **fields: Any) -> TrainingBudget:
+    """A ``TrainingBudget`` from the options of ``add_training_arguments``: ``default_steps`` for every
+    method unless ``--budget-min`` asks for wall-clock time."""
+    if args.budget_min is not None and args.budget_min <= 0:
         raise MduitError(f"--budget-min must be > 0, got {args.budget_min}")
+    mduit_steps, netvlad_steps = args.mduit_steps, args.netvlad_steps
+    if args.budget_min is None:
+        mduit_steps = mduit_steps or default_steps
+        netvlad_steps = netvlad_steps or mduit_steps
     settings: dict[str, Any] = {
-        "seconds": 60.0 * args.budget_min, "mduit_steps": args.mduit_steps, "netvlad_steps": args.netvlad_steps,
+        "seconds": None if args.budget_min is None else 60.0 * args.budget_min,
+        "mduit_steps": mduit_steps, "netvlad_steps": netvlad_steps,
         "mduit_settings": typed_settings(parse_assignments(args.mduit_set, "--mduit-set")),
         "netvlad_image_size": parse_image_size(args.netvlad_image_size) if args.netvlad_image_size else None,
         "device": resolve_device(getattr(args, "device", "auto")), "progress": not args.no_progress,

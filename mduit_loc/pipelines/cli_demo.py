@@ -1,10 +1,10 @@
 """``mduit-loc demo``: the whole pipeline on the built-in synthetic benchmark, with a report.
 
-    mduit-loc demo                       # ./demo_output, tiny benchmark, 3 min training per method
-    mduit-loc demo --out /tmp/demo --budget-min 2
+    mduit-loc demo                       # ./demo_output, demo benchmark, 300 training steps per method
+    mduit-loc demo --out /tmp/demo --mduit-steps 100
 
-Stages (``mduit_loc.pipelines.demo``): render the tiny synthetic benchmark; train MDUIT (tiny
-preset) and the NetVLAD baseline (light backbone) on the same data and the same wall-clock budget;
+Stages (``mduit_loc.pipelines.demo``): render the demo synthetic benchmark; train MDUIT (tiny
+preset) and the NetVLAD baseline (light backbone) on the same data for the same number of steps;
 index the map (MDUIT with the translated database, the paper's augmentation); localize the test
 queries (retrieval restricted to the query's camera and location, pose of the top-1 image);
 evaluate both (day / night recall at the RobotCar Seasons thresholds); write benchmark submission
@@ -22,16 +22,15 @@ from mduit_loc.pipelines.demo import DEMO_METHODS, DemoSettings, print_summary, 
 from mduit_loc.pipelines.methods import RetrievalProtocol
 
 DEFAULT_OUT = Path("demo_output")
-DEFAULT_BUDGET_MIN = 3.0
+DEFAULT_STEPS = 300
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: ./demo_output)")
-    parser.add_argument("--preset", choices=("tiny", "small"), default="tiny",
-                        help="synthetic benchmark size: tiny (default, the demo) or small (longer)")
-    parser.add_argument("--budget-min", type=float, default=DEFAULT_BUDGET_MIN,
-                        help=f"wall-clock training minutes per method, the same for MDUIT and NetVLAD "
-                             f"(default: {DEFAULT_BUDGET_MIN:g})")
+    parser.add_argument("--preset", choices=("demo", "tiny", "small"), default="demo",
+                        help="synthetic benchmark: demo (default: 6 locations, 21 reference frames per location "
+                             "and camera, about a minute to render), tiny (the tests' miniature: too few reference "
+                             "images to tell methods apart) or small (the benchmark; ~30 min to render)")
     parser.add_argument("--data", type=Path,
                         help="use this synthetic benchmark instead of rendering one into OUT/data")
     parser.add_argument("--seed", type=int, default=0, help="seed of the benchmark and the trainings (default: 0)")
@@ -44,11 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     small = parser.add_argument_group("miniature runs (tests, quick looks)")
     small.add_argument("--size", type=int, help="rendered image size in pixels (default: the preset's)")
     small.add_argument("--locations", type=int, help="number of locations rendered (default: the preset's)")
-    add_training_arguments(small)
+    add_training_arguments(parser.add_argument_group("training"), DEFAULT_STEPS)
 
 
 def run(args: argparse.Namespace) -> int:
-    budget = budget_from_args(args, seed=args.seed)
+    budget = budget_from_args(args, DEFAULT_STEPS, seed=args.seed)
     protocol = RetrievalProtocol(per_location=not args.no_per_location, device=budget.device,
                                  num_workers=args.num_workers, progress=not args.no_progress)
     settings = DemoSettings(out=args.out, budget=budget, protocol=protocol, data=args.data, preset=args.preset,

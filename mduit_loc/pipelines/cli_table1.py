@@ -1,13 +1,14 @@
 """``mduit-loc table1``: train and evaluate the paper's Table 1 rows on a dataset, beside the paper's numbers.
 
-    mduit-loc table1 --data data/synth_small --preset small --budget-min 6 --out table1/
-    mduit-loc eval --table1 --data data/synth_small --budget-min 6      # the same (an alias)
+    mduit-loc table1 --data data/synth_small --preset small --out table1/
+    mduit-loc eval --table1 --data data/synth_small --out table1/     # the same (an alias)
 
 Trains NetVLAD and the four MDUIT variants (w/o I2I and NCE, w/o I2I, w/o NCE, Full) on ``--data``
-with the same wall-clock budget, localizes the test queries (same camera, same location, top-1
-pose), evaluates them and prints the table with the paper's numbers beside; finished methods are
-not redone (``mduit_loc.pipelines.table1``). Outputs in ``--out`` (default ./table1_output):
-table1.csv, table1.md, eval.csv and recall_curves.png.
+for the same number of optimizer steps (``--mduit-steps``, default 1000; ``--budget-min`` for a
+wall-clock budget instead), localizes the test queries (same camera, same location, top-1 pose)
+with them and with raw pixels, evaluates them and prints the table with the paper's numbers beside;
+finished methods are not redone (``mduit_loc.pipelines.table1``). Outputs in ``--out`` (default
+./table1_output): table1.csv, table1.md, eval.csv and recall_curves.png.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from mduit_loc.output_lock import output_lock
 from mduit_loc.pipelines.cli_common import add_training_arguments, budget_from_args
 from mduit_loc.pipelines.methods import RetrievalProtocol
 from mduit_loc.pipelines.stages import holds_nothing, render_synthetic
-from mduit_loc.pipelines.table1 import print_table1, run_table1
+from mduit_loc.pipelines.table1 import DEFAULT_STEPS, print_table1, run_table1
 from mduit_loc.pipelines.threads import configure_threads
 from mduit_loc.runtime import add_device_argument
 
@@ -34,8 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("tiny", "small", "full"),
                         help="render this synthetic benchmark into --data first when --data is absent or empty "
                              "(otherwise --data is used as it is)")
-    parser.add_argument("--budget-min", type=float, default=6.0,
-                        help="wall-clock training minutes per method (default: 6)")
     parser.add_argument("--threads", type=int,
                         help="torch threads (default: all cores, or 1 when the machine is already busy)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -44,11 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--top-k", type=int, default=10, help="database images retrieved per query (default: 10)")
     group.add_argument("--batch-size", type=int, default=16, help="images per batch (default: 16)")
     add_device_argument(group)
-    add_training_arguments(parser.add_argument_group("training"))
+    add_training_arguments(parser.add_argument_group("training"), DEFAULT_STEPS)
 
 
 def run(args: argparse.Namespace) -> int:
-    budget = budget_from_args(args)
+    budget = budget_from_args(args, DEFAULT_STEPS)
     print(f"Table 1: {configure_threads(args.threads)} torch thread(s)", file=sys.stderr)
     with output_lock(args.out, "table1"):
         if args.preset and holds_nothing(args.data):

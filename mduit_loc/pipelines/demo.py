@@ -34,10 +34,11 @@ from mduit_loc.pipelines.training import TrainingBudget, TrainingRecord, run_fin
 
 QUALITY_DIR = "translation_quality"   # mduit-loc translation-quality's files for the demo's model
 DEMO_METHODS = (
-    MethodSpec(label="MDUIT (translated db)", key="mduit", kind="mduit", translate_db=True),
+    MethodSpec(label="Raw pixels (no training)", key="raw-pixels", kind="raw"),
     MethodSpec(label="NetVLAD", key="netvlad", kind="netvlad"),
-    # content features on a grid instead of z: see README, Table 1's "E_c grid" rows
-    MethodSpec(label="MDUIT E_c grid", key="mduit-content", kind="mduit", view="content:4x4", trained_by="mduit"),
+    MethodSpec(label="MDUIT z (translated db)", key="mduit", kind="mduit", translate_db=True),
+    MethodSpec(label="MDUIT z, queries translated", key="mduit-queries-translated", kind="mduit", translate_db=True,
+               trained_by="mduit", translate_queries_to="overcast-reference", translator="mduit"),
 )
 
 
@@ -47,7 +48,7 @@ class DemoSettings:
     budget: TrainingBudget
     protocol: RetrievalProtocol
     data: Path | None = None            # None: render the benchmark into OUT/data
-    preset: str = "tiny"                # synthetic benchmark rendered
+    preset: str = "demo"                # synthetic benchmark rendered
     seed: int = 0
     size: int | None = None             # rendered image size (default: the preset's)
     locations: int | None = None        # rendered locations (default: the preset's)
@@ -69,7 +70,7 @@ def run_demo(settings: DemoSettings, methods: tuple[MethodSpec, ...] = DEMO_METH
     """Every stage of the demo in ``settings.out`` (finished ones skipped); returns what it wrote."""
     out, budget, protocol = settings.out, settings.budget, settings.protocol
     out.mkdir(parents=True, exist_ok=True)
-    trained = [method for method in methods if method.trained_by is None]
+    trained = [method for method in methods if method.trained_by is None and method.kind != "raw"]
     clock = StageClock(out, 1 + len(trained) + len(methods) + 5, "demo")
     print(f"mduit-loc demo -> {out} ({configure_threads(settings.threads)} torch thread(s))", file=sys.stderr)
     data = settings.data or out / "data"
@@ -83,7 +84,7 @@ def run_demo(settings: DemoSettings, methods: tuple[MethodSpec, ...] = DEMO_METH
     for method in trained:
         run_dir = out / "runs" / method.key
         what = "MDUIT (tiny preset)" if method.kind == "mduit" else "NetVLAD baseline (light backbone)"
-        with clock.stage(f"train-{method.key}", f"train {what}, budget {budget.seconds / 60:g} min -> {run_dir}") \
+        with clock.stage(f"train-{method.key}", f"train {what}, {budget.describe(method.kind)} -> {run_dir}") \
                 as stage:
             if run_finished(run_dir):
                 stage.skip("already trained")
@@ -92,8 +93,10 @@ def run_demo(settings: DemoSettings, methods: tuple[MethodSpec, ...] = DEMO_METH
     for method in methods:
         what = "index (translated database) and localize" if method.translate_db else "index and localize"
         with clock.stage(f"localize-{method.key}", f"{method.label}: {what} the test queries"):
+            translator = out / "runs" / method.translator if method.translator else None
             poses[method.key] = localize_method(data, out / "runs" / method.run_key, method,
-                                                out / "index" / method.key, out / "results" / method.key, protocol)
+                                                out / "index" / method.index_key, out / "results" / method.key,
+                                                protocol, translator)
     with clock.stage("evaluate", "evaluate (day / night recall)"):
         results = evaluate_poses(data, {m.label: poses[m.key] for m in methods})
         files = write_evaluation(results, out)

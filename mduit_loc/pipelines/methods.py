@@ -8,7 +8,8 @@ import torch
 
 from mduit_loc.runtime import default_device
 
-METHOD_KINDS = ("mduit", "netvlad")
+METHOD_KINDS = ("mduit", "netvlad", "raw")
+RAW_PIXELS_SPEC = "raw-pixels"     # the untrained baseline: a 16 x 16 normalised thumbnail
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,17 +18,27 @@ class MethodSpec:
 
     label: str                     # shown in tables ("NetVLAD", "w/o I2I, NCE", "Full", ...)
     key: str                       # folder name ("netvlad", "mduit-full", ...)
-    kind: str                      # "netvlad" or "mduit"
+    kind: str                      # "netvlad", "mduit" or "raw" (raw pixels: nothing to train)
     # MDUIT: TranslationConfig settings of this variant (the ablations: {"use_i2i": False, ...})
     train_settings: dict[str, Any] = field(default_factory=dict)
     translate_db: bool = False     # index translated copies of the database (needs the I2I module)
     view: str | None = None        # MDUIT descriptor view ("content:4x4" -> RUN#content:4x4); None: z
     trained_by: str | None = None  # key of the method whose model this one reuses (no training of its own)
+    # Query-side translation: queries translated into this condition before they are described, by the
+    # model of the MDUIT method ``translator`` (a key); the database is indexed as without it.
+    translate_queries_to: str | None = None
+    translator: str | None = None
 
     @property
     def run_key(self) -> str:
         """The run folder (``runs/<run_key>``) holding this method's model."""
         return self.trained_by or self.key
+
+    @property
+    def index_key(self) -> str:
+        """The index folder: rows that describe the database alike share one."""
+        return self.run_key + (f"-{self.view.replace(':', '-')}" if self.view else "") + \
+            ("-translated-db" if self.translate_db else "")
 
 
 @dataclass(frozen=True, kw_only=True)

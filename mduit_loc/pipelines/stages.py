@@ -19,9 +19,18 @@ from mduit_loc.errors import MduitError
 from mduit_loc.evaluation.evaluate import EvaluationResult, evaluate, load_ground_truth
 from mduit_loc.evaluation.submission import build_submission, check_complete, required_test_queries, write_submission
 from mduit_loc.io_utils import write_json_atomic
-from mduit_loc.pipelines.methods import MethodSpec, RetrievalProtocol
+from mduit_loc.pipelines.methods import RAW_PIXELS_SPEC, MethodSpec, RetrievalProtocol
 from mduit_loc.pose_files import read_poses
-from mduit_loc.retrieval.api import ExtractOptions, IndexOptions, QueryOptions, SearchOptions, build_index, localize
+from mduit_loc.retrieval.api import (
+    ExtractOptions,
+    IndexOptions,
+    QueryOptions,
+    QueryTranslationOptions,
+    SearchOptions,
+    build_index,
+    localize,
+)
+from mduit_loc.retrieval.descriptor_models import load_descriptor
 
 STAGE_FILE = "stage.json"          # marker written last in a retrieval results folder
 
@@ -73,25 +82,44 @@ def model_checksum(run_dir: Path) -> str:
         raise MduitError(f"{run_dir}: not a finished training run (run.json without a checksum: {err})") from None
 
 
+def method_model(method: MethodSpec, run_dir: Path) -> tuple[str, str]:
+    """(descriptor spec, checksum) of ``method``'s model: its run folder (and view), or raw pixels."""
+    if method.kind == "raw":
+        return RAW_PIXELS_SPEC, load_descriptor(RAW_PIXELS_SPEC).checksum
+    return str(Path(run_dir).resolve()) + (f"#{method.view}" if method.view else ""), model_checksum(run_dir)
+
+
 def localize_method(data: Path, run_dir: Path, method: MethodSpec, index_dir: Path, results_dir: Path,
-                    protocol: RetrievalProtocol) -> Path:
+                    protocol: RetrievalProtocol, translator_dir: Path | None = None) -> Path:
     """Index the map with the method's model (translated database for MDUIT with I2I), localize the test
-    queries; returns ``results_dir/poses.txt``. Skipped when done with the same model."""
-    checksum = model_checksum(run_dir)
+    queries (translated first by ``translator_dir``'s model when the method says so); returns
+    ``results_dir/poses.txt``. Each part is skipped when done with the same models: rows that describe
+    the database alike share ``index_dir``."""
+    model, checksum = method_model(method, run_dir)
+    index_marker = Path(index_dir).with_name(Path(index_dir).name + "." + STAGE_FILE)
+    wanted_index = {"model": model, "checksum": checksum, "translate_db": method.translate_db}
+    translation = None
+    if method.translate_queries_to is not None:
+        if translator_dir is None:
+            raise MduitError(f"{method.label}: query translation needs the translator's run folder")
+        translation = QueryTranslationOptions(condition=method.translate_queries_to,
+                                              translator=str(Path(translator_dir).resolve()))
+    wanted = {**wanted_index, "protocol": {"per_camera": protocol.per_camera, "per_location": protocol.per_location,
+                                           "pose": protocol.pose, "top_k": protocol.top_k},
+              "translate_queries": None if translation is None else
+              {"condition": translation.condition, "translator": model_checksum(Path(translator_dir or "."))}}
     marker = Path(results_dir) / STAGE_FILE
-    model = str(Path(run_dir).resolve()) + (f"#{method.view}" if method.view else "")
-    wanted = {"model": model, "checksum": checksum, "translate_db": method.translate_db,
-              "protocol": {"per_camera": protocol.per_camera, "per_location": protocol.per_location,
-                           "pose": protocol.pose, "top_k": protocol.top_k}}
     if _marker_matches(marker, wanted):
         return Path(results_dir) / "poses.txt"
     extract = ExtractOptions(batch_size=protocol.batch_size, num_workers=protocol.num_workers,
                              progress=protocol.progress)
-    build_index(data, model, index_dir, IndexOptions(translate_db=method.translate_db, extract=extract,
-                                                     device=protocol.device))
+    if not (_marker_matches(index_marker, wanted_index) and (Path(index_dir) / "manifest.json").is_file()):
+        build_index(data, model, index_dir, IndexOptions(translate_db=method.translate_db, extract=extract,
+                                                         device=protocol.device))
+        write_json_atomic(index_marker, wanted_index)
     search = SearchOptions(k=protocol.top_k, per_camera=protocol.per_camera, per_location=protocol.per_location)
     query_options = QueryOptions(search=search, extract=extract, pose=protocol.pose, data=str(data), split="test",
-                                 device=protocol.device)
+                                 device=protocol.device, translate_queries=translation)
     localize(index_dir, open_dataset(data), query_options, results_dir)
     write_json_atomic(marker, wanted)
     return Path(results_dir) / "poses.txt"

@@ -1,12 +1,14 @@
-"""Training the compared methods on the same data and the same wall-clock budget.
+"""Training the compared methods on the same data and the same budget.
 
-NetVLAD stops by itself at ``max_seconds`` (its clock includes k-means initialisation and mining).
-MDUIT gets ``time_budget_min``: it probes its own speed, fits the learning-rate schedule to the
-steps that fit (re-fitting while the rate is constant) and stops when the time is spent. Neither
-has an epoch limit here (``epochs=None``): the budget alone ends the run. run.json records the
-seconds actually spent, which the tables report. Both trainings resume from their checkpoints when
-a run was interrupted; a finished run (run.json) is never redone. Both are called through their
-typed APIs (``translation.api.train``, ``retrieval.netvlad.training.train_netvlad``).
+The budget is a number of optimizer steps per method by default: the same steps give the same model
+on any machine, however busy. A wall-clock budget (``seconds``) stays available for a quick look:
+NetVLAD then stops by itself at ``max_seconds`` (its clock includes k-means initialisation and
+mining), and MDUIT gets ``time_budget_min`` (it probes its own speed, fits the learning-rate
+schedule to the steps that fit and stops when the time is spent). Neither has an epoch limit here
+(``epochs=None``): the budget alone ends the run. run.json records the steps and seconds actually
+spent, which the tables report. Both trainings resume from their checkpoints when a run was
+interrupted; a finished run (run.json) is never redone. Both are called through their typed APIs
+(``translation.api.train``, ``retrieval.netvlad.training.train_netvlad``). Raw pixels train nothing.
 """
 from __future__ import annotations
 
@@ -29,12 +31,12 @@ from mduit_loc.translation.api import train as train_mduit
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingBudget:
-    """What every method gets. ``seconds`` is the wall-clock training budget per method; the step
-    overrides (tests, quick looks) replace the time limit."""
+    """What every method gets: ``mduit_steps`` / ``netvlad_steps`` optimizer steps, or where one is None
+    ``seconds`` of wall-clock training (which depends on the machine's load)."""
 
-    seconds: float
     mduit_steps: int | None = None
     netvlad_steps: int | None = None
+    seconds: float | None = None
     mduit_preset: str = "tiny"
     mduit_settings: dict[str, Any] = field(default_factory=dict)  # TranslationConfig settings of every variant
     netvlad_image_size: tuple[int, int] | None = None             # (H, W); None: NetVLAD's own default
@@ -43,6 +45,23 @@ class TrainingBudget:
     progress: bool = True
     seed: int = 0
     num_workers: int | None = None               # image decoding workers (default: the trainers' own)
+
+    def __post_init__(self) -> None:
+        if self.seconds is None and (self.mduit_steps is None or self.netvlad_steps is None):
+            raise MduitError("a training budget needs step counts for MDUIT and NetVLAD, or a time budget")
+        for name, value in (("mduit_steps", self.mduit_steps), ("netvlad_steps", self.netvlad_steps),
+                            ("seconds", self.seconds)):
+            if value is not None and value <= 0:
+                raise MduitError(f"training budget: {name} must be > 0, got {value}")
+
+    def describe(self, kind: str) -> str:
+        """'N steps' or 'M min budget' for a method of ``kind``."""
+        steps = {"mduit": self.mduit_steps, "netvlad": self.netvlad_steps}.get(kind)
+        if kind == "raw":
+            return "no training"
+        if steps is not None:
+            return f"{steps} steps"
+        return f"{(self.seconds or 0.0) / 60:g} min budget"
 
 
 @dataclass
@@ -73,6 +92,8 @@ def read_record(run_dir: Path) -> TrainingRecord:
 
 def train_method(data: Path, method: MethodSpec, run_dir: Path, budget: TrainingBudget) -> TrainingRecord:
     """Train ``method`` into ``run_dir`` unless it is finished there; returns its record."""
+    if method.kind == "raw":
+        return TrainingRecord(Path(run_dir), 0.0, 0)
     if not run_finished(run_dir):
         if method.kind == "netvlad":
             _train_netvlad(data, run_dir, budget)
@@ -88,7 +109,8 @@ def netvlad_config(budget: TrainingBudget) -> NetVLADTrainConfig:
     """NetVLAD's settings under ``budget``: its step count, or the wall-clock seconds (no epoch limit)."""
     fixed = budget.netvlad_steps is not None
     return NetVLADTrainConfig(backbone=budget.netvlad_backbone, image_size=budget.netvlad_image_size, epochs=None,
-                              max_steps=budget.netvlad_steps, max_seconds=None if fixed else round(budget.seconds, 1),
+                              max_steps=budget.netvlad_steps,
+                              max_seconds=None if fixed else round(budget.seconds or 0.0, 1),
                               num_workers=budget.num_workers, seed=budget.seed)
 
 
@@ -126,7 +148,7 @@ def _train_mduit(data: Path, method: MethodSpec, run_dir: Path, budget: Training
         if budget.mduit_steps is not None:
             plan = {"steps": budget.mduit_steps, "source": "fixed"}
         else:
-            plan = {"minutes": budget.seconds / 60.0, "source": "trainer time budget"}
+            plan = {"minutes": (budget.seconds or 0.0) / 60.0, "source": "trainer time budget"}
         write_json_atomic(plan_file, plan)
     settings, resume = mduit_settings(method, budget, plan), _has_checkpoint(run_dir)
     if resume:  # the checkpoint keeps its own epoch limit (runs begun by older versions named a large one)

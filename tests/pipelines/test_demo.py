@@ -44,7 +44,8 @@ def test_demo_runs_end_to_end_then_skips_every_stage(mini_benchmark, tmp_path, c
     printed = capsys.readouterr().out
 
     report = (out / "report.md").read_text(encoding="utf-8")
-    for expected in ("MDUIT (translated db)", "NetVLAD", "Day 0.25m/2°", "Night 5m/10°", "recall_curves.png",
+    for expected in ("MDUIT z (translated db)", "NetVLAD", "Raw pixels", "Day 0.25m/2°", "Night 5m/10°",
+                     "recall_curves.png", "MDUIT 2 steps",
                      "night to day", "day to night", "Translation quality", "colour transfer (Lab)",
                      "Self-reconstruction"):
         assert expected in report
@@ -56,16 +57,19 @@ def test_demo_runs_end_to_end_then_skips_every_stage(mini_benchmark, tmp_path, c
         assert path.is_file(), path
     with open(out / "eval.csv", encoding="utf-8") as handle:
         methods = {row["method"] for row in csv.DictReader(handle)}
-    assert methods == {"MDUIT (translated db)", "NetVLAD", "MDUIT E_c grid"}
-    # The E_c grid row is a view of the MDUIT model: no run of its own, an index of its content features.
-    assert not (out / "runs" / "mduit-content").exists()
-    manifest = json.loads((out / "index" / "mduit-content" / "manifest.json").read_text())
-    assert manifest["descriptor"]["spec"].endswith("#content:4x4")
+    assert methods == {"Raw pixels (no training)", "NetVLAD", "MDUIT z (translated db)",
+                       "MDUIT z, queries translated"}
+    # Raw pixels train nothing; the query-translation row reuses the MDUIT model and its index.
+    assert not (out / "runs" / "raw-pixels").exists() and not (out / "runs" / "mduit-queries-translated").exists()
+    assert sorted(p.name for p in (out / "index").iterdir() if p.is_dir()) == [
+        "mduit-translated-db", "netvlad", "raw-pixels"]
+    summary = json.loads((out / "results" / "mduit-queries-translated" / "summary.json").read_text())
+    assert "overcast-reference" in json.dumps(summary)
 
     # One submission line per rear test query, world->camera, without the condition.
     test_list = (mini_benchmark / "robotcar_v2_test.txt").read_text().split()
     rear_tests = {Path(n).stem for n in test_list if "rear/" in n}
-    for key in ("mduit", "netvlad", "mduit-content"):
+    for key in ("mduit", "netvlad", "raw-pixels", "mduit-queries-translated"):
         lines = (out / "submission" / f"submission_{key}.txt").read_text().splitlines()
         assert {Path(line.split()[0]).stem for line in lines} == rear_tests
         assert all(line.startswith("rear/") and len(line.split()) == 8 for line in lines)
@@ -86,8 +90,8 @@ def test_demo_runs_end_to_end_then_skips_every_stage(mini_benchmark, tmp_path, c
     assert "skipped: already trained" in capsys.readouterr().err
     assert "Translation quality" in (out / "report.md").read_text(encoding="utf-8")   # read back from summary.json
     timings = json.loads((out / "timings.json").read_text())
-    assert {"render", "train-mduit", "train-netvlad", "localize-mduit", "localize-mduit-content",
-            "report"} <= set(timings)
+    assert {"render", "train-mduit", "train-netvlad", "localize-mduit", "localize-mduit-queries-translated",
+            "localize-raw-pixels", "report"} <= set(timings)
 
 
 def test_demo_refuses_a_non_positive_budget(tmp_path, capsys):
@@ -148,3 +152,20 @@ def test_netvlad_gets_the_same_wall_clock_budget():
     config = training.netvlad_config(TrainingBudget(seconds=390.0))
     assert config.max_seconds == 390.0 and config.epochs is None
     assert config.backbone == "light" and config.max_steps is None
+
+
+def test_the_default_budget_is_steps_the_same_on_every_machine():
+    from mduit_loc.pipelines import cli_common
+
+    parser = cli.build_parser("demo")
+    args = parser.parse_args(["demo"])
+    budget = cli_common.budget_from_args(args, 300)
+    assert budget.mduit_steps == 300 and budget.netvlad_steps == 300 and budget.seconds is None
+    args = parser.parse_args(["demo", "--mduit-steps", "40"])
+    budget = cli_common.budget_from_args(args, 300)
+    assert budget.mduit_steps == 40 and budget.netvlad_steps == 40, "NetVLAD gets as many steps as MDUIT"
+    args = parser.parse_args(["demo", "--budget-min", "2"])
+    budget = cli_common.budget_from_args(args, 300)
+    assert budget.seconds == 120.0 and budget.mduit_steps is None and budget.netvlad_steps is None
+    with pytest.raises(MduitError, match="step counts"):
+        TrainingBudget(mduit_steps=10)

@@ -48,8 +48,8 @@ class ConditionStyle:
 
 
 _NIGHT = ConditionStyle(
-    foliage=Foliage(0.0, _BARE), ambient=(0.0045, 0.0045, 0.0075), sky_zenith=(0.004, 0.005, 0.008),
-    sky_horizon=(0.05, 0.032, 0.02), date=(2014, 12, 10, 18, 50), exposure=3.2, fog_density=0.008,
+    foliage=Foliage(0.0, _BARE), ambient=(0.0035, 0.0035, 0.006), sky_zenith=(0.004, 0.005, 0.008),
+    sky_horizon=(0.032, 0.021, 0.014), date=(2014, 12, 10, 18, 50), exposure=3.2, fog_density=0.008,
     fog_rgb=(0.025, 0.018, 0.012), lamps=14.0, lit_windows=0.3, car_lights=True, saturation=0.85,
     white_balance=(1.1, 0.95, 0.8), noise=0.065, blur=1.3, bloom=1.0,
 )
