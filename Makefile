@@ -32,9 +32,10 @@ demo: $(STAMP)
 test: lint $(STAMP)
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
-# ruff (pycodestyle, pyflakes, import order, bugbear) and mypy on the package; settings in pyproject.toml
+# ruff (pycodestyle, pyflakes, import order, bugbear) on the package, tests and benchmarks, and mypy on the
+# package; settings in pyproject.toml
 lint: $(STAMP)
-	$(PY) -m ruff check mduit_loc
+	$(PY) -m ruff check mduit_loc tests benchmarks
 	$(PY) -m mypy
 
 bench: $(STAMP)

@@ -8,8 +8,9 @@ preset) trained on the same images for the same wall-clock budget; MDUIT's z wit
 database and with the database also translated into winter appearances (3 exemplars of the
 training half); and MDUIT's content features E_c pooled on a grid (``RUN#content:HxW``), which
 keep the spatial layout that z's global pooling discards. Protocol: first half of the route trains,
-second half tests (places unseen); see ``mduit_loc.pipelines.nordland``. Prints a Markdown table and writes it with a JSON copy
-to WORK. Skips (exit 0) with the reason when the data is absent. Finished trainings are reused.
+second half tests (places unseen); see ``mduit_loc.pipelines.nordland``. Prints a Markdown table and
+writes it with a JSON copy to WORK. Skips (exit 0) with the reason when the data is absent. Finished
+trainings are reused.
 """
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     posed = nordland.write_posed_map(args.data, split.train, nordland.SEASONS, work / "train_posed", split.frame_step)
     test_map = nordland.write_posed_map(args.data, split.test, ("summer",), work / "test_map", split.frame_step)
     budget = TrainingBudget(seconds=60.0 * args.budget_min, mduit_steps=args.mduit_steps,
-                            netvlad_steps=args.netvlad_steps, mduit_settings=typed_settings({"image_size": args.image_size}),
+                            netvlad_steps=args.netvlad_steps,
+                            mduit_settings=typed_settings({"image_size": args.image_size}),
                             netvlad_image_size=parse_image_size(args.image_size), num_workers=args.num_workers,
                             progress=not args.no_progress)
     runs = {}

@@ -42,7 +42,7 @@ from mduit_loc.translation.adaptive_conv import appearance_adaptive_conv  # noqa
 from mduit_loc.translation.config import TranslationConfig, apply_overrides, preset  # noqa: E402
 from mduit_loc.translation.mduit import build_mduit  # noqa: E402
 from mduit_loc.translation.networks import appearance_discriminator, count_parameters, image_discriminator  # noqa: E402
-from mduit_loc.translation.trainer import TrainOptions, Trainer  # noqa: E402
+from mduit_loc.translation.trainer import Trainer, TrainOptions  # noqa: E402
 
 NETWORKS = [("E_c content encoder", "content_encoder"), ("E_a appearance encoder (total)", "appearance_encoder"),
             ("  of which VGG-16 trunk", "appearance_encoder_vgg_trunk"),
@@ -86,7 +86,8 @@ def time_steps(name: str, iterations: int, workdir: Path) -> dict:
         warnings.simplefilter("ignore")
         trainer = Trainer(config, TrainOptions(data=data, out=workdir / f"run_{name}", device=torch.device("cpu"),
                                                num_workers=0, progress=False))
-    rows = torch.arange(config.batch_size * config.rows_per_sample).view(config.batch_size, -1) % len(trainer.store.paths)
+    rows = torch.arange(config.batch_size * config.rows_per_sample).view(config.batch_size, -1)
+    rows = rows % len(trainer.store.paths)
     batch = next(trainer.store.iter_steps(rows, config.batch_size))
     labels = trainer.step_labels(rows)
     trainer.train_step(batch, labels)  # warm-up (allocations, kernel selection)

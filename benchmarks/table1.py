@@ -1,6 +1,7 @@
 """The paper's Table 1 on the synthetic benchmark: NetVLAD and the MDUIT ablations, same data and budget.
 
-    .venv/bin/python benchmarks/table1.py [--data DIR] [--out DIR]   (default: benchmarks/output/) [--preset small] [--budget-min 5.5]
+    .venv/bin/python benchmarks/table1.py [--data DIR] [--out DIR] [--preset small] [--budget-min 5.5]
+    (--out default: benchmarks/output/)
 
 Renders the synthetic benchmark (``--preset``, default small) into ``--data`` when that folder is
 absent or empty, then runs ``mduit_loc.pipelines.table1.run_table1`` (the same as

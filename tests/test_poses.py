@@ -3,8 +3,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mduit_loc.poses import (Pose, mean_pose, position_error, qvec_to_rotmat, rotation_error_deg,
-                             rotmat_to_qvec, submission_line, yaw_pose)
+from mduit_loc.poses import (
+    Pose,
+    mean_pose,
+    position_error,
+    qvec_to_rotmat,
+    rotation_error_deg,
+    rotmat_to_qvec,
+    submission_line,
+    yaw_pose,
+)
 
 
 def test_yaw_110_vs_125_is_15_degrees():

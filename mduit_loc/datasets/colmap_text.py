@@ -53,11 +53,12 @@ def write_colmap_text(folder: str | Path, cameras: dict[int, Intrinsics], images
                 if point_id >= 0:
                     tracks.setdefault(int(point_id), []).append((image_id, index))
             handle.write(" ".join(observations) + "\n")
-    n_points = 0 if points_xyz is None else len(points_xyz)
+    if points_xyz is None:
+        points_xyz = np.zeros((0, 3))
     with atomic_open(folder / "points3D.txt", "w", encoding="utf-8") as handle:
         handle.write("# 3D point list with one line of data per point:\n")
         handle.write("#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n")
-        for point_id in range(n_points):
+        for point_id in range(len(points_xyz)):
             track = tracks.get(point_id + 1, [])
             if not track:
                 continue  # COLMAP drops points without observations; so do we

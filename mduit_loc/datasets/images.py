@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from mduit_loc.errors import DataNotFoundError, FormatError, MduitError
+from mduit_loc.io_utils import atomic_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 
@@ -98,8 +99,6 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def save_image(path: str | Path, image: np.ndarray, quality: int = 95) -> None:
     """Write uint8 (H, W, 3) atomically; the suffix picks the format (JPEG quality ``quality``)."""
-    from mduit_loc.io_utils import atomic_path
-
     path = Path(path)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}.get(path.suffix.lower(), "PNG")
     with atomic_path(path) as tmp:

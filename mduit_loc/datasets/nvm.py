@@ -259,9 +259,10 @@ def write_nvm(path: str | Path, cameras: list[NvmCamera], points: NvmPoints | No
             q = " ".join(f"{v:.10g}" for v in cam.pose.qvec)
             c = " ".join(f"{v + 0.0:.10g}" for v in cam.pose.center)  # + 0.0: no "-0"
             handle.write(f"{cam.name} {cam.focal:.10g} {q} {c} {cam.radial:.10g} 0\n")
-        n_points = 0 if points is None else len(points.xyz)
-        handle.write(f"\n{n_points}\n")
-        for index in range(n_points):
+        if points is None:
+            points = NvmPoints(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.uint8), [])
+        handle.write(f"\n{len(points.xyz)}\n")
+        for index in range(len(points.xyz)):
             x, y, z = points.xyz[index]
             r, g, b = (int(v) for v in points.rgb[index])
             obs = points.observations[index] if points.observations else np.zeros((0, 4))

@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from mduit_loc.errors import DataNotFoundError, MduitError
-from mduit_loc.evaluation.evaluate import (DAY_ALL, NIGHT_ALL, QueryMeta, align_estimates, evaluate,
-                                           load_ground_truth, resolve_split)
+from mduit_loc.evaluation.evaluate import (
+    DAY_ALL,
+    NIGHT_ALL,
+    QueryMeta,
+    align_estimates,
+    evaluate,
+    load_ground_truth,
+    resolve_split,
+)
 from mduit_loc.pose_files import parse_pose_line
 from mduit_loc.poses import Pose, yaw_pose
 

@@ -9,8 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mduit_loc.errors import MduitError
-from mduit_loc.evaluation.metrics import (DEFAULT_THRESHOLDS, Threshold, localized_mask, median_error,
-                                          parse_thresholds, recall, recall_curve, recalls)
+from mduit_loc.evaluation.metrics import (
+    DEFAULT_THRESHOLDS,
+    Threshold,
+    localized_mask,
+    median_error,
+    parse_thresholds,
+    recall,
+    recall_curve,
+    recalls,
+)
 from mduit_loc.poses import pose_errors, yaw_pose
 
 INF = math.inf

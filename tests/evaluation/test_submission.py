@@ -6,8 +6,14 @@ import os
 import pytest
 
 from mduit_loc.errors import MduitError
-from mduit_loc.evaluation.submission import (build_submission, check_complete, parse_cameras,
-                                             required_test_queries, submission_name, write_submission)
+from mduit_loc.evaluation.submission import (
+    build_submission,
+    check_complete,
+    parse_cameras,
+    required_test_queries,
+    submission_name,
+    write_submission,
+)
 from mduit_loc.pose_files import read_poses
 
 from .conftest import DATA, TEST_GT

@@ -5,10 +5,17 @@ import csv
 import os
 from pathlib import Path
 
-
 from mduit_loc.evaluation.evaluate import evaluate
-from mduit_loc.evaluation.tables import (CSV_COLUMNS, Table, detail_tables, format_results, main_table,
-                                         median_table, write_csv, write_query_csv)
+from mduit_loc.evaluation.tables import (
+    CSV_COLUMNS,
+    Table,
+    detail_tables,
+    format_results,
+    main_table,
+    median_table,
+    write_csv,
+    write_query_csv,
+)
 from mduit_loc.poses import yaw_pose
 
 from .conftest import DATA

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from . import retrieval_fakes as fakes
 from mduit_loc.errors import ConfigMismatchError, FormatError, MduitError
 from mduit_loc.output_lock import OutputBusyError, output_lock
 from mduit_loc.poses import Pose
@@ -19,6 +18,8 @@ from mduit_loc.retrieval.api import build_index, localize
 from mduit_loc.retrieval.db_table import read_table
 from mduit_loc.retrieval.faiss_index import load_index
 from mduit_loc.retrieval.index_manifest import seal
+
+from . import retrieval_fakes as fakes
 
 HEADER = "vector_id\timage\tappearance\tcamera\tlocation\tqw\tqx\tqy\tqz\ttx\tty\ttz"
 

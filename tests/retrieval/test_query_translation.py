@@ -4,7 +4,6 @@ with raw pixels, a 2-step MDUIT run and ``mduit-loc query --translate-queries-to
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

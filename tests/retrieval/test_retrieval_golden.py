@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from . import retrieval_fakes as fakes
 from mduit_loc.pose_files import read_pairs, read_poses
 from mduit_loc.retrieval.api import build_index, localize
 from mduit_loc.retrieval.outputs import QUERIES_COLUMNS
+
+from . import retrieval_fakes as fakes
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 Q = (0.5, 0.5, 0.5, 0.5)
@@ -71,7 +72,8 @@ def test_weighted_pose_of_two_equal_rotations_is_the_similarity_weighted_centre(
     same_rotation = (0.5, 0.5, 0.5, 0.5)
     first, second = fakes.pose(same_rotation, (1, 2, 3)), fakes.pose(same_rotation, (4, 5, 6))
     dataset = fakes.color_dataset(
-        tmp_path, database=[("ref/rear/a.png", (255, 0, 0), first, None), ("ref/rear/b.png", (255, 255, 0), second, None)],
+        tmp_path,
+        database=[("ref/rear/a.png", (255, 0, 0), first, None), ("ref/rear/b.png", (255, 255, 0), second, None)],
         queries=[("night/rear/q1.png", (255, 66, 0), None)])
     index_dir = build_index(dataset, "test-color", tmp_path / "index", fakes.index_options())
     options = fakes.query_options(top_k=2, pose="weighted", alpha=2.0)

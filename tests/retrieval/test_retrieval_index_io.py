@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from . import retrieval_fakes as fakes
 from mduit_loc.errors import ConfigMismatchError, DataNotFoundError, FormatError, MduitError
 from mduit_loc.io_utils import leaves_folder
 from mduit_loc.poses import Pose
@@ -18,9 +17,17 @@ from mduit_loc.retrieval.api import build_index, localize
 from mduit_loc.retrieval.db_table import DatabaseTable, read_table, write_table
 from mduit_loc.retrieval.descriptor_models import RawPixelsDescriptor
 from mduit_loc.retrieval.extract import extract_to_h5
-from mduit_loc.retrieval.faiss_index import (IndexParams, check_descriptor, default_pq_m, load_index, read_manifest,
-                                       resolve_params)
+from mduit_loc.retrieval.faiss_index import (
+    IndexParams,
+    check_descriptor,
+    default_pq_m,
+    load_index,
+    read_manifest,
+    resolve_params,
+)
 from mduit_loc.retrieval.index_manifest import seal
+
+from . import retrieval_fakes as fakes
 
 
 @pytest.fixture()
@@ -144,7 +151,8 @@ names = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zs", "Zl", "Zp"
 
 
 @settings(max_examples=25, deadline=None)
-@given(images=st.lists(st.tuples(names, st.sampled_from(["left", "rear", "cam 1"]), st.one_of(st.none(), st.integers(0, 999))),
+@given(images=st.lists(st.tuples(names, st.sampled_from(["left", "rear", "cam 1"]),
+                                 st.one_of(st.none(), st.integers(0, 999))),
                        min_size=1, max_size=5, unique_by=lambda item: item[0]),
        appearances=st.lists(st.sampled_from(["night-0", "snow-1", "cluster-2"]), unique=True, max_size=3))
 def test_database_table_round_trips_through_tsv(tmp_path_factory, images, appearances):

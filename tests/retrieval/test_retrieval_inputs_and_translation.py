@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from . import retrieval_fakes as fakes
 from mduit_loc.datasets.images import save_image
 from mduit_loc.errors import FormatError, MduitError
 from mduit_loc.poses import Pose, rotation_error_deg, yaw_pose
 from mduit_loc.retrieval.api import AppearanceOptions, build_index, localize
-from mduit_loc.retrieval.h5_io import read_descriptors
 from mduit_loc.retrieval.faiss_index import load_index
+from mduit_loc.retrieval.h5_io import read_descriptors
 from mduit_loc.retrieval.pose_estimation import retrieval_pose, similarity_weights
 from mduit_loc.retrieval.query_inputs import resolve_queries
+
+from . import retrieval_fakes as fakes
 
 MINI = Path(__file__).parents[1] / "datasets" / "data" / "robotcar_mini"
 
@@ -41,7 +42,8 @@ def test_folders_files_and_list_files_give_names_relative_to_the_image_root(tmp_
         ("sun/left/1416315296136145.jpg", None, 1), ("sun/rear/1416315296136145.jpg", "rear", 1)]
     # Outside the image root, names are relative to the folder given.
     shutil.copytree(image_root / "night", tmp_path / "mine")
-    assert [i.name for i in resolve_queries([tmp_path / "mine"], image_root=image_root)] == ["rear/1418235223450115.jpg"]
+    resolved = resolve_queries([tmp_path / "mine"], image_root=image_root)
+    assert [i.name for i in resolved] == ["rear/1418235223450115.jpg"]
     listing = tmp_path / "list.txt"
     listing.write_text("# queries\nnight/rear/1418235223450115.png SIMPLE_RADIAL 1024 1024 400 512 512 0\n")
     (item,) = resolve_queries([listing], image_root=image_root)
@@ -81,7 +83,8 @@ def test_translated_database_indexes_every_variant_and_collapses_them(two_condit
     loaded = load_index(index_dir)
     assert loaded.table.appearances == ["original", "night-0", "snow-0"]
     assert loaded.table.num_vectors == 6 and loaded.table.num_images == 2
-    assert json.loads((index_dir / "appearances.json").read_text())["appearances"][0]["sources"] == ["night/rear/n1.png"]
+    appearances = json.loads((index_dir / "appearances.json").read_text())["appearances"]
+    assert appearances[0]["sources"] == ["night/rear/n1.png"]
     # Translation blends halfway to the exemplar's mean colour: red -> (120, 20, 20) for night.
     _, vectors = read_descriptors(index_dir / "translations.h5", ["night-0/map/rear/red.png"])
     expected = np.array([200 + 40, 40, 40], np.float64) / 2

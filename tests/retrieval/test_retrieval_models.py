@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from . import retrieval_fakes as fakes
 from mduit_loc.errors import ConfigMismatchError, DataNotFoundError, FormatError
 from mduit_loc.poses import yaw_pose
 from mduit_loc.retrieval.api import AppearanceOptions, build_index, localize
 from mduit_loc.retrieval.descriptor_models import load_descriptor, load_translator
 from mduit_loc.retrieval.faiss_index import load_index
 
+from . import retrieval_fakes as fakes
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,8 @@ def test_mduit_run_gives_unit_descriptors_and_a_translator(mduit_run):
     assert descriptor.name == "mduit" and descriptor.dim == 32 * 4 * 4 and descriptor.image_size == (64, 64)
     assert len(descriptor.checksum) == 64
     vectors = descriptor(torch.rand(2, 3, 64, 64))
-    assert vectors.shape == (2, 32 * 4 * 4) and torch.linalg.norm(vectors, dim=1) == pytest.approx(torch.ones(2), abs=1e-5)
+    assert vectors.shape == (2, 32 * 4 * 4)
+    assert torch.linalg.norm(vectors, dim=1) == pytest.approx(torch.ones(2), abs=1e-5)
     assert load_translator(mduit_run / "model.pt", "cpu") is not None
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from . import retrieval_fakes as fakes
-from . import retrieval_scene as scene
 from mduit_loc.datasets.colmap_text import ColmapImage, write_colmap_text
 from mduit_loc.datasets.images import save_image
 from mduit_loc.datasets.types import Intrinsics
@@ -14,6 +12,9 @@ from mduit_loc.poses import Pose, pose_errors, yaw_pose
 from mduit_loc.retrieval.api import build_index, localize
 from mduit_loc.retrieval.refine import PoseRefiner, RefineOptions, RetrievedImage, estimate_pose
 from mduit_loc.retrieval.scene3d import ImageStructure, PointCloudScene, ViewGeometry, project_points
+
+from . import retrieval_fakes as fakes
+from . import retrieval_scene as scene
 
 INTRINSICS = Intrinsics(250.0, 250.0, 160.0, 120.0, 320, 240)
 DB_POSE = yaw_pose(0, (0.0, 0.0, 1.5))
@@ -120,7 +121,8 @@ def test_refinement_falls_back_to_the_retrieval_pose(rendered):
 def test_query_command_pnp_on_a_colmap_map_with_a_plain_query_folder(rendered, tmp_path):
     _, texture = rendered
     small = Intrinsics(190.0, 190.0, 120.0, 90.0, 240, 180)
-    db_poses = {f"db/{i}.png": yaw_pose(yaw, (0.0, y, 1.5)) for i, (yaw, y) in enumerate([(-8, -2.0), (0, 0.0), (8, 2.0)])}
+    db_poses = {f"db/{i}.png": yaw_pose(yaw, (0.0, y, 1.5))
+                for i, (yaw, y) in enumerate([(-8, -2.0), (0, 0.0), (8, 2.0)])}
     cloud = scene.wall_points(0.25)  # sparse: ~5 px between structure pixels, as in the synthetic benchmark
     images = []
     for name, pose in db_poses.items():

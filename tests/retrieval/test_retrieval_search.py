@@ -7,8 +7,14 @@ import pytest
 from mduit_loc.poses import Pose
 from mduit_loc.retrieval.db_table import NO_LOCATION, DatabaseTable
 from mduit_loc.retrieval.faiss_index import IndexParams, LoadedIndex, build_faiss_index, resolve_params
-from mduit_loc.retrieval.search import (QueryAttributes, SearchOptions, allowed_matrix, collapse_to_images,
-                                        exact_topk, search)
+from mduit_loc.retrieval.search import (
+    QueryAttributes,
+    SearchOptions,
+    allowed_matrix,
+    collapse_to_images,
+    exact_topk,
+    search,
+)
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -121,7 +127,8 @@ def test_ivf_search_respects_masks(index_type):
     queries = vectors[:50] + 0.05 * rng.standard_normal((50, 16)).astype(np.float32)
     attributes = QueryAttributes(table.image_cameras[:50], table.image_locations[:50])
     options = SearchOptions(k=5, per_camera=True, per_location=True)
-    result = search(loaded(table, vectors, IndexParams(type=index_type, nlist=16, nprobe=4)), queries, options, attributes)
+    index = loaded(table, vectors, IndexParams(type=index_type, nlist=16, nprobe=4))
+    result = search(index, queries, options, attributes)
     for row in range(50):
         found = result.image_ids[row][result.image_ids[row] >= 0]
         assert len(found) > 0

@@ -4,10 +4,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from mduit_loc.translation.config import TranslationConfig, apply_overrides, preset  # noqa: E402
 
 from .synthetic_domains import write_domain_folders  # noqa: E402
-
-from mduit_loc.translation.config import TranslationConfig, apply_overrides, preset  # noqa: E402
 
 # Smaller than the tiny preset so that a training step takes milliseconds on one core.
 TEST_SETTINGS = dict(image_size=(32, 32), encoder_base_channels=4, encoder_res_blocks=1, vgg_layer="relu2_2",

@@ -3,9 +3,10 @@ import json
 
 import pytest
 
-from .conftest import small_config
 from mduit_loc.translation.api import load_mduit, train
 from mduit_loc.translation.budget import PROBE_STEPS, StepBudget
+
+from .conftest import small_config
 
 
 def test_length_is_fixed_after_the_probe_steps():

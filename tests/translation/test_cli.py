@@ -4,9 +4,10 @@ import json
 import numpy as np
 from PIL import Image
 
-from .conftest import TEST_SETTINGS
 from mduit_loc.cli import main
 from mduit_loc.translation.grid import HEADER_GAP
+
+from .conftest import TEST_SETTINGS
 
 
 def settings_args(**overrides):

@@ -4,11 +4,12 @@ import json
 import pytest
 import torch
 
-from .conftest import small_config
 from mduit_loc.datasets.synthetic import generate, get_preset
 from mduit_loc.translation.api import train
 from mduit_loc.translation.data import load_training_set
 from mduit_loc.translation.pairing import FIRST_NEGATIVE, REAL_POSITIVE, SOURCE, build_epoch_plan
+
+from .conftest import small_config
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from .conftest import small_config
 from mduit_loc.nn.vgg import VGG16Trunk
 from mduit_loc.translation.config import preset
 from mduit_loc.translation.mduit import build_mduit
-from mduit_loc.translation.networks import (appearance_discriminator, count_parameters, image_discriminator,
-                                            init_weights)
+from mduit_loc.translation.networks import appearance_discriminator, count_parameters, image_discriminator, init_weights
+
+from .conftest import small_config
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,20 @@ import torch
 
 from mduit_loc.errors import MduitError
 from mduit_loc.poses import yaw_pose
-from mduit_loc.translation.pairing import (FIRST_NEGATIVE, REAL_POSITIVE, SOURCE, TARGET, TARGET_NEGATIVE,
-                                           TARGET_POSITIVE, build_epoch_plan, choose_targets,
-                                           most_similar_other_domain, sample_in_domains, sample_negatives,
-                                           sample_real_positives)
+from mduit_loc.translation.pairing import (
+    FIRST_NEGATIVE,
+    REAL_POSITIVE,
+    SOURCE,
+    TARGET,
+    TARGET_NEGATIVE,
+    TARGET_POSITIVE,
+    build_epoch_plan,
+    choose_targets,
+    most_similar_other_domain,
+    sample_in_domains,
+    sample_negatives,
+    sample_real_positives,
+)
 from mduit_loc.translation.places import PlaceTable
 
 

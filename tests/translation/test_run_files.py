@@ -7,13 +7,14 @@ import sys
 import pytest
 import torch
 
-from .conftest import small_config
 from mduit_loc.errors import ConfigMismatchError
 from mduit_loc.output_lock import OutputBusyError
 from mduit_loc.torch_io import sha256_file, state_dict_sha256
 from mduit_loc.translation import api, finish
 from mduit_loc.translation.model_io import load_mduit
-from mduit_loc.translation.trainer import TrainOptions, Trainer
+from mduit_loc.translation.trainer import Trainer, TrainOptions
+
+from .conftest import small_config
 
 
 def train(data, out, steps: int = 2, **options):

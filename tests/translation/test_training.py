@@ -5,14 +5,14 @@ import json
 import pytest
 import torch
 
-from .conftest import small_config
 from mduit_loc.datasets.images import load_image, to_tensor
 from mduit_loc.errors import ConfigMismatchError, MduitError
-from mduit_loc.translation.checkpoint import last_checkpoint_path, load_checkpoint
 from mduit_loc.torch_io import state_dict_sha256
+from mduit_loc.translation.checkpoint import last_checkpoint_path, load_checkpoint
 from mduit_loc.translation.model_io import load_mduit
-from mduit_loc.translation.trainer import TrainOptions, Trainer, lr_factor
+from mduit_loc.translation.trainer import Trainer, TrainOptions, lr_factor
 
+from .conftest import small_config
 
 # These runs are compared bit for bit (resume, checksums) and their learning thresholds were measured on
 # the CPU, whose kernels are deterministic; with CUDA visible (the GPU check) they stay on the CPU.
@@ -130,7 +130,8 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(domain_data, tmp_path):
         assert torch.equal(tensor, resumed.model.state_dict()[name]), name
     for name, tensor in full.discriminators.state_dict().items():
         assert torch.equal(tensor, resumed.discriminators.state_dict()[name]), name
-    a, b = load_checkpoint(last_checkpoint_path(tmp_path / "full")), load_checkpoint(last_checkpoint_path(tmp_path / "split"))
+    a = load_checkpoint(last_checkpoint_path(tmp_path / "full"))
+    b = load_checkpoint(last_checkpoint_path(tmp_path / "split"))
     assert torch.equal(a["plan"], b["plan"])
 
 

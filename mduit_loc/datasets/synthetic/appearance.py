@@ -17,8 +17,15 @@ from mduit_loc.datasets.synthetic import effects, lighting
 from mduit_loc.datasets.synthetic.conditions import CONDITION_INDEX, STYLES, ConditionStyle
 from mduit_loc.datasets.synthetic.noise import fbm, rng_for
 from mduit_loc.datasets.synthetic.quads import GROUND_KINDS, Kind, Quads
-from mduit_loc.datasets.synthetic.render import (Hits, cull_by_distance, cull_to_view, frustum_groups, intersect,
-                                                 pixel_directions, sweep_groups)
+from mduit_loc.datasets.synthetic.render import (
+    Hits,
+    cull_by_distance,
+    cull_to_view,
+    frustum_groups,
+    intersect,
+    pixel_directions,
+    sweep_groups,
+)
 from mduit_loc.datasets.synthetic.surface import Surface, alpha_test, surface_at
 from mduit_loc.datasets.synthetic.traversals import Frame, Traversal, intrinsics_for
 from mduit_loc.datasets.synthetic.world import World
@@ -61,7 +68,7 @@ def _shade(scene: Scene, surface: Surface, directions: np.ndarray, frame: Frame,
     if sun is not None:
         ndl = np.clip(surface.normal @ sun, 0.0, 1.0) * surface.hit
         lit = np.flatnonzero(ndl > 0)
-        if shadow_quads is not None and len(lit):
+        if shadow_quads is not None and tile_of_ray is not None and len(lit):  # (given together)
             origins = surface.position[lit] + surface.normal[lit] * 0.03
             # shadow rays stop mattering above the tallest building (or after 70 m at a low sun)
             reach = min(70.0, 25.0 / max(float(sun[2]), 1e-3))
@@ -166,7 +173,7 @@ def render_linear(scene: Scene, frame: Frame, camera: str, size: int, max_distan
     rows = np.arange(size * size) // size
     tile_of_ray = (rows // tile) * size + (np.arange(size * size) % size) // tile
     radiance = _shade(scene, surface, directions, frame, lamps, nearby, tile_of_ray)
-    if style.wet > 0:
+    if style.wet > 0 and nearby is not None:  # (wet: nearby is set)
         radiance = _wet_reflections(scene, surface, directions, radiance, nearby, frame, lamps, pixel_angle, origin)
     radiance = np.where(surface.hit[:, None], radiance, scene.sky(directions))
     fog = 1.0 - np.exp(-style.fog_density * np.where(surface.hit, surface.distance, 400.0))

@@ -5,7 +5,9 @@ import os
 import sys
 
 from mduit_loc.datasets.layout import ALL_CONDITIONS
+from mduit_loc.datasets.synthetic.generate import generate
 from mduit_loc.datasets.synthetic.presets import PRESETS, get_preset
+from mduit_loc.datasets.synthetic.preview import write_preview
 from mduit_loc.output_lock import output_lock
 
 
@@ -19,16 +21,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--locations", type=int, default=None, help="number of locations, overriding the preset")
     parser.add_argument("--workers", type=int, default=None,
                         help="rendering processes (default: up to 4, at most the CPU count); output is identical")
-    parser.add_argument("--preview", action="store_true", help="also write DIR/preview.png: one location, every condition")
+    parser.add_argument("--preview", action="store_true",
+                        help="also write DIR/preview.png: one location, every condition")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing synthetic dataset in --out (never any other folder)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
-    from mduit_loc.datasets.synthetic.generate import generate
-    from mduit_loc.datasets.synthetic.preview import write_preview
-
     preset = get_preset(args.preset, image_size=args.size, n_locations=args.locations)
     workers = args.workers if args.workers is not None else min(4, os.cpu_count() or 1)
     with output_lock(args.out, "synth", beside=True):  # beside: the folder must stay empty until rendered

@@ -2,6 +2,8 @@
 head/tail lights, lit windows, glass reflections, snow cover and wet ground."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from mduit_loc.datasets.synthetic.conditions import ConditionStyle
@@ -29,7 +31,8 @@ def sun_direction(style: ConditionStyle, azimuth: float) -> np.ndarray:
                     np.float32)
 
 
-def sky_colour(directions: np.ndarray, style: ConditionStyle, sun_dir: np.ndarray | None, cloud_seed: int) -> np.ndarray:
+def sky_colour(directions: np.ndarray, style: ConditionStyle, sun_dir: np.ndarray | None,
+               cloud_seed: int) -> np.ndarray:
     d = directions / np.linalg.norm(directions, axis=1, keepdims=True)
     elevation = np.clip(d[:, 2], 0.0, 1.0)
     horizon, zenith = np.asarray(style.sky_horizon, np.float32), np.asarray(style.sky_zenith, np.float32)
@@ -125,7 +128,7 @@ def emission(surface: Surface, style: ConditionStyle, condition_seed: int) -> np
     return out
 
 
-def glass_reflection(surface: Surface, directions: np.ndarray, sky: callable) -> np.ndarray:
+def glass_reflection(surface: Surface, directions: np.ndarray, sky: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Mirror reflection of the sky in glass and car paint (a cheap environment map)."""
     out = np.zeros_like(surface.albedo)
     for material, reflectance in _GLASS_REFLECTANCE.items():

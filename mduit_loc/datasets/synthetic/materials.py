@@ -72,7 +72,8 @@ def shade_simple(kind: int, u, v, size, footprint, param, walls_rgb):
         return np.full((n, 3), 0.62, np.float32), np.full(n, Material.KERB, np.int16)
     if kind == Kind.GROUND:
         g = 0.22 + 0.08 * fbm(u, v, 77, 3.0, octaves=2)
-        return (g[:, None] * np.array([1.0, 0.97, 0.9], np.float32)).astype(np.float32), np.full(n, Material.GROUND, np.int16)
+        albedo = (g[:, None] * np.array([1.0, 0.97, 0.9], np.float32)).astype(np.float32)
+        return albedo, np.full(n, Material.GROUND, np.int16)
     if kind == Kind.WALL:
         rgb = walls_rgb * 0.8 * (0.9 + 0.2 * fbm(u, v, param, 2.0, octaves=2))[:, None]
         return rgb.astype(np.float32), np.full(n, Material.WALL, np.int16)
@@ -81,7 +82,8 @@ def shade_simple(kind: int, u, v, size, footprint, param, walls_rgb):
     if kind == Kind.LAMP:
         return np.tile(np.array([[0.25, 0.25, 0.25]], np.float32), (n, 1)), np.full(n, Material.LAMP, np.int16)
     # SIGN: a bordered plate with a coloured disc
-    colours = np.array([(0.1, 0.25, 0.7), (0.75, 0.1, 0.1), (0.9, 0.9, 0.9), (0.9, 0.7, 0.1), (0.1, 0.45, 0.2)], np.float32)
+    colours = np.array([(0.1, 0.25, 0.7), (0.75, 0.1, 0.1), (0.9, 0.9, 0.9), (0.9, 0.7, 0.1), (0.1, 0.45, 0.2)],
+                       np.float32)
     outer, inner = _pick(colours, (param,)), _pick(colours, (param, 1))
     du, dv = u - size[:, 0] / 2, v - size[:, 1] / 2
     disc = du ** 2 + dv ** 2 < (0.3 * size[:, 0]) ** 2
@@ -148,7 +150,8 @@ def pedestrian_mask(u, v, size, param):
     head = cu ** 2 + (v - h + 0.12) ** 2 < 0.11 ** 2
     torso = (np.abs(cu) < 0.2 + 0.04 * hash01(param, 1)) & (v > 0.85) & (v < h - 0.24)
     stride = 0.04 + 0.1 * hash01(param, 2)
-    legs = (v <= 0.88) & ((np.abs(cu - 0.1 - stride * (0.88 - v)) < 0.07) | (np.abs(cu + 0.1 + stride * (0.88 - v)) < 0.07))
+    spread = stride * (0.88 - v)
+    legs = (v <= 0.88) & ((np.abs(cu - 0.1 - spread) < 0.07) | (np.abs(cu + 0.1 + spread) < 0.07))
     return head | torso | legs
 
 

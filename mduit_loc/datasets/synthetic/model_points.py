@@ -68,7 +68,8 @@ class DatabasePoints:
         point, image, pixel, _ = self.observations()
         keep = local_id[point] > 0
         point, image, pixel = point[keep], image[keep], pixel[keep]
-        bounds = np.searchsorted(image, [images, np.asarray(images) + 1])
+        wanted = np.asarray(images, np.int64)
+        bounds = np.searchsorted(image, np.stack([wanted, wanted + 1]))
         keypoints = [pixel[start:end] for start, end in zip(*bounds)]
         point_ids = [local_id[point[start:end]] for start, end in zip(*bounds)]
         return keypoints, point_ids, self.xyz[selected], self.rgb[selected]
@@ -82,7 +83,8 @@ def pixel_grid(size: int, count: int) -> np.ndarray:
     return np.column_stack([rows.ravel(), cols.ravel()])
 
 
-def database_points(scene: Scene, preset: SynthPreset, grid_colours: dict[tuple[int, str], np.ndarray]) -> DatabasePoints:
+def database_points(scene: Scene, preset: SynthPreset,
+                    grid_colours: dict[tuple[int, str], np.ndarray]) -> DatabasePoints:
     """Points of every database image; ``grid_colours[(frame index, camera)]``: the (k, 3) uint8
     colours of the rendered image at ``pixel_grid(size, preset.points_per_image)`` (only those are
     kept while rendering, not whole images: the ``full`` preset's would need tens of GB)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def _mix(x: np.ndarray) -> np.ndarray:
     """A 32-bit avalanche (lowbias32); uint32 multiplication wraps modulo 2**32 by design."""
     x = x ^ (x >> np.uint32(16))

@@ -37,7 +37,8 @@ class SynthPreset:
         if not 0.0 < self.train_fraction < 1.0:
             raise MduitError(f"synthetic preset {self.name!r}: train_fraction must be in (0, 1)")
         if self.query_frames < 1 or self.db_spacing_m <= 0 or self.supersample < 1:
-            raise MduitError(f"synthetic preset {self.name!r}: query_frames, db_spacing_m, supersample must be positive")
+            raise MduitError(f"synthetic preset {self.name!r}: query_frames, db_spacing_m, supersample "
+                             "must be positive")
 
     @property
     def db_frames_per_location(self) -> int:

@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mduit_loc.datasets import robotcar_files as files
 from mduit_loc.datasets.images import load_image, save_image
 from mduit_loc.datasets.layout import ALL_CONDITIONS, CAMERAS
+from mduit_loc.datasets.robotcar import read_robotcar_seasons
 from mduit_loc.errors import MduitError
 
 _LABEL_WIDTH = 120
@@ -15,9 +17,6 @@ _LABEL_WIDTH = 120
 
 def _first_frame_names(root: Path, condition: str, location: int) -> list[str] | None:
     """Image names of the first frame of ``condition`` at ``location`` (from the written lists)."""
-    from mduit_loc.datasets import robotcar_files as files
-    from mduit_loc.datasets.robotcar import read_robotcar_seasons
-
     if condition == "overcast-reference":
         dataset = read_robotcar_seasons(root)
         names = sorted(d.name for d in dataset.database if d.location == location)

@@ -103,10 +103,10 @@ def intersect(origins: np.ndarray, directions: np.ndarray, quads: Quads, alpha: 
             flat_offsets = offsets[candidates].T.reshape(-1)
             for start in range(0, len(rays), _CHUNK):
                 chunk = rays[start:start + _CHUNK]
-                proj_o = -flat_offsets[None] if shared else local_rays[chunk] @ basis - flat_offsets
+                proj_o = -flat_offsets[None] if local_rays is None else local_rays[chunk] @ basis - flat_offsets
                 valid, t, u, v = _block(directions[chunk] @ basis, proj_o, t_min[chunk], quads, candidates)
                 alpha_cols = np.flatnonzero(is_alpha[candidates])
-                if len(alpha_cols):
+                if len(alpha_cols) and alpha is not None:  # (alpha_cols is empty without an alpha test)
                     _apply_alpha(valid, u, v, quads, candidates, alpha_cols, alpha)
                 if any_hit:
                     blocked[chunk] = valid.any(axis=1)

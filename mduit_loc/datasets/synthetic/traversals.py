@@ -165,7 +165,8 @@ def _transients(world: World, rng: np.random.Generator, frame_s: np.ndarray) -> 
                 centre = centre + left * jitter[k, 1] + np.array([0.0, 0.0, 0.12])
                 height = 1.55 + 0.35 * sizes[k, 0]
                 for axis in (forward, left):
-                    builder.add(centre - axis * 0.3, axis, [0.0, 0.0, 1.0], 0.6, height, Kind.PEDESTRIAN, int(params[k]))
+                    builder.add(centre - axis * 0.3, axis, [0.0, 0.0, 1.0], 0.6, height, Kind.PEDESTRIAN,
+                                int(params[k]))
     return builder.build()
 
 

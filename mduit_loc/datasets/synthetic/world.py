@@ -109,11 +109,12 @@ class _TownBuilder:
         self.quads.add(street.point(a0, lateral0, KERB_HEIGHT + z_eps), d3, l3, a1 - a0,
                        PAVEMENT_WIDTH + 3.0, Kind.PAVEMENT, street.index)
         k0, k1 = self._row_span(street, side, ROAD_HALF_WIDTH, ROAD_HALF_WIDTH)
-        self.quads.add(street.point(k0, side * ROAD_HALF_WIDTH, 0.0), d3, UP, k1 - k0, KERB_HEIGHT, Kind.KERB, street.index)
+        self.quads.add(street.point(k0, side * ROAD_HALF_WIDTH, 0.0), d3, UP, k1 - k0, KERB_HEIGHT, Kind.KERB,
+                       street.index)
 
     def _facade_row(self, street: _Street, side: int, rng: np.random.Generator) -> None:
         a0, a1 = self._row_span(street, side, FACADE_OFFSET, FACADE_OFFSET)
-        widths = []
+        widths: list[float] = []
         while a1 - a0 - sum(widths) > 0:
             widths.append(float(rng.uniform(6.0, 17.0)))
         widths[-1] -= sum(widths) - (a1 - a0)
@@ -184,7 +185,8 @@ class _TownBuilder:
                     self._tree(street, along, side, rng)
                 along += float(rng.uniform(8.0, 20.0))
             if rng.random() < 0.5:
-                self._sign_pole(street, float(rng.uniform(FACADE_OFFSET + 3, street.length - FACADE_OFFSET - 3)), side, rng)
+                position = float(rng.uniform(FACADE_OFFSET + 3, street.length - FACADE_OFFSET - 3))
+                self._sign_pole(street, position, side, rng)
 
     def _crossed(self, centre: np.ndarray, forward: np.ndarray, width: float, height: float, kind: Kind, param: int):
         left = np.array([-forward[1], forward[0], 0.0])

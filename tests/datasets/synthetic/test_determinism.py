@@ -35,5 +35,6 @@ def test_seed_changes_the_town_and_the_traversals(synth_town):
 def test_town_is_a_pure_function_of_preset_and_seed(synth_town):
     rebuilt = Town.build(small_preset(), SEED)
     for condition, traversal in synth_town.traversals.items():
-        assert [f.name("rear") for f in traversal.frames] == [f.name("rear") for f in rebuilt.traversals[condition].frames]
+        rebuilt_frames = rebuilt.traversals[condition].frames
+        assert [f.name("rear") for f in traversal.frames] == [f.name("rear") for f in rebuilt_frames]
     assert np.array_equal(synth_town.render("snow", 1, "rear"), rebuilt.render("snow", 1, "rear"))

@@ -42,7 +42,8 @@ def tiny_net_layers(rng, dim: int = 6, clusters: int = 3, whiten: int | None = 5
         {"name": "vlad:core", "type": "custom", "K": float(clusters),
          "weights": cell([rng.normal(0, 1.0, (dim, clusters)).astype(np.float32),
                           rng.normal(0, 0.3, (dim, clusters)).astype(np.float32)])},
-        {"name": "vlad:intranorm", "type": "normalize", "param": np.array([[1024, 1e-12, 1, 0.5]]), "weights": cell([])},
+        {"name": "vlad:intranorm", "type": "normalize", "param": np.array([[1024, 1e-12, 1, 0.5]]),
+         "weights": cell([])},
         {"name": "postL2", "type": "custom", "weights": cell([])},
     ]
     if whiten:

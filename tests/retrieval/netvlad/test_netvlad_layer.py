@@ -6,13 +6,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from .netvlad_helpers import numpy_netvlad
 
 from mduit_loc.errors import MduitError
 from mduit_loc.retrieval.netvlad.backbones import LightBackbone, make_backbone
 from mduit_loc.retrieval.netvlad.clustering import kmeans, sample_local_features
 from mduit_loc.retrieval.netvlad.layer import NetVLAD
 from mduit_loc.retrieval.netvlad.model import NetVLADArchitecture, build_netvlad
+
+from .netvlad_helpers import numpy_netvlad
 
 
 def test_output_shape_and_normalisations():

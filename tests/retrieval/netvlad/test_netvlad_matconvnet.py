@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from .netvlad_helpers import cell, numpy_tiny_net_forward, tiny_net_layers, write_net_mat
 
 from mduit_loc.errors import DataNotFoundError, FormatError
 from mduit_loc.nn.vgg import VGG16Trunk
 from mduit_loc.retrieval.netvlad.matconvnet import _read_trunk, read_matconvnet_netvlad
 from mduit_loc.retrieval.netvlad.model import _trunk_from_mat, load_netvlad
+
+from .netvlad_helpers import cell, numpy_tiny_net_forward, tiny_net_layers, write_net_mat
 
 AVERAGE_RGB = np.array([123.0, 117.0, 104.0])
 

@@ -5,8 +5,7 @@ import numpy as np
 import torch
 
 from mduit_loc.poses import pose_errors, yaw_pose
-from mduit_loc.retrieval.netvlad.mining import (PoseGraph, eligible_anchors, images_to_describe,
-                                                mine_triplets)
+from mduit_loc.retrieval.netvlad.mining import PoseGraph, eligible_anchors, images_to_describe, mine_triplets
 
 
 def _random_poses(count: int, seed: int):

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from .netvlad_helpers import make_posed_images
 
 from mduit_loc.datasets.colmap_text import ColmapImage, write_colmap_text
 from mduit_loc.datasets.types import Intrinsics
@@ -19,6 +18,8 @@ from mduit_loc.retrieval.netvlad.train_config import NetVLADTrainConfig, parse_i
 from mduit_loc.retrieval.netvlad.train_data import pca_whitening
 from mduit_loc.retrieval.netvlad.training import NetVLADTrainer, plan_loss, train_netvlad, triplet_loss
 from mduit_loc.torch_io import state_dict_sha256
+
+from .netvlad_helpers import make_posed_images
 
 
 @pytest.fixture(scope="module")
