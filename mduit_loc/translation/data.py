@@ -43,16 +43,18 @@ class TrainingSet:
 
 def load_training_set(data: str | Path, image_root: str | Path | None = None,
                       domains: list[str] | None = None, include_test_queries: bool = True,
-                      config: TranslationConfig | None = None) -> TrainingSet:
+                      config: TranslationConfig | None = None, exclude: frozenset[str] = frozenset()) -> TrainingSet:
     """Training images of any dataset ``open_dataset`` reads, optionally restricted to ``domains``.
 
     Test queries carry no pose; they join training unless ``include_test_queries`` is False (for an
-    evaluation that must not have seen the query images, even unlabelled). ``config`` gives the
+    evaluation that must not have seen the query images, even unlabelled); ``exclude`` names images
+    kept out entirely (a validation split). ``config`` gives the
     same-place thresholds (default: 7 m, 8 degrees, place labels compared exactly).
     """
     config = config or TranslationConfig()
     dataset = open_dataset(data, image_root)
-    images = sorted(dataset.training_images(include_test_queries), key=lambda image: image.name)
+    images = sorted((image for image in dataset.training_images(include_test_queries) if image.name not in exclude),
+                    key=lambda image: image.name)
     if domains:
         unknown = sorted(set(domains) - {image.domain for image in images})
         if unknown:

@@ -26,6 +26,7 @@ class TrainOptions:
     progress: bool = True
     keep_checkpoints: int = 3
     include_test_queries: bool = True  # unlabelled test queries join training (translation is unsupervised)
+    exclude_images: frozenset[str] = frozenset()  # image names kept out of training (a validation split)
     threads: int | None = None         # torch intra-op threads (1 is much faster on an oversubscribed CPU)
     explicit_settings: dict[str, Any] = field(default_factory=dict)  # settings the user named: must match on --resume
 

@@ -85,7 +85,7 @@ class Trainer:
             config = replace(config, freeze_vgg=bool(options.vgg_weights))
         self.config = config
         self.training_set = load_training_set(options.data, options.image_root, options.domains,
-                                              options.include_test_queries, config)
+                                              options.include_test_queries, config, options.exclude_images)
         workers = default_num_workers() if options.num_workers is None else options.num_workers
         self.store = ImageStore(self.training_set.paths, config.image_size, config.cache_limit_mb, workers)
         if self.device.type == "cuda":
