@@ -79,7 +79,7 @@ class ValidationSet:
 
     def recall(self, describe: Describe, image_size: tuple[int, int], batch_size: int = 64) -> dict[str, list[float]]:
         """{"day": [r1, r2, r3], "night": [...]} in %, at ``THRESHOLDS``, Table 1 protocol."""
-        database_images, query_images = self._images(tuple(image_size), batch_size)
+        database_images, query_images = self._images((int(image_size[0]), int(image_size[1])), batch_size)
 
         def vectors(images: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode():
