@@ -4,12 +4,13 @@ Protocol (stated with every result):
 - Frames: the file names present in both ``summer/`` and ``winter/`` (same name = same place),
   ordered by frame number. The first half of the route trains, the second half tests, so no test
   place was seen in training.
-- Training data, identical for every trained method: the training frames of both seasons. MDUIT
-  reads them as a folder per domain (``summer/``, ``winter/``: no poses, as the method needs none);
-  NetVLAD needs weak pose supervision, so the same images are also written as a COLMAP map with
-  poses on a straight line, one frame step = ``SPACING_M`` metres apart. With NetVLAD's thresholds
-  (positives within 7 m, negatives beyond 25 m) the positive of a frame is the same frame in the
-  other season and its negatives are 3 or more frames away.
+- Training data and supervision, the same for every trained method: the training frames of both
+  seasons, and which of them show the same place. MDUIT reads them as a folder per domain
+  (``summer/``, ``winter/``) whose file names are shared: the same name is the same place (its
+  positive is the same frame in the other season, any other frame may be a negative). NetVLAD needs
+  poses, so the same images are also written as a COLMAP map with poses on a straight line, one
+  frame step = ``SPACING_M`` metres apart: with its thresholds (positives within 7 m, negatives
+  beyond 25 m) the positive of a frame is again the same frame in the other season.
 - Test: winter queries against the summer database of the test half; a query is correct when its
   top-1 database frame is within +-``TOLERANCE_FRAMES`` frame steps of its own frame (one step = the
   spacing of the file numbers, 10 original frames here).
@@ -37,6 +38,7 @@ from mduit_loc.retrieval.api import (
     IndexOptions,
     QueryItem,
     QueryOptions,
+    QueryTranslationOptions,
     SearchOptions,
     build_index,
     localize,
@@ -164,18 +166,25 @@ class NordlandRow:
 def retrieve_ranked(test_map: Path, model: str | Path, query_root: Path, split: NordlandSplit, index_dir: Path,
                     translate_db: bool = False, appearance_data: Path | None = None, exemplars: int = 3,
                     num_workers: int | None = None, progress: bool = True,
-                    device: torch.device | None = None) -> dict[str, list[str]]:
+                    device: torch.device | None = None, translate_queries_with: Path | None = None,
+                    reuse_index: bool = False) -> dict[str, list[str]]:
     """Winter test frames -> summer test frames ranked by the model (``retrieval.api``), names as
-    ``<season>/<frame>``; with ``translate_db`` the summer map is also indexed in winter appearances."""
+    ``<season>/<frame>``; with ``translate_db`` the summer map is also indexed in winter appearances;
+    with ``translate_queries_with`` (an MDUIT run) each winter query is first translated into summer.
+    ``reuse_index``: query an index already built in ``index_dir`` by the same call without queries
+    translated."""
     device = device or default_device()
     extract = ExtractOptions(num_workers=num_workers, progress=progress)
     appearances = AppearanceOptions(per_condition=exemplars, conditions=["winter"],
                                     appearance_data=str(appearance_data) if appearance_data else None)
-    build_index(test_map, str(model), index_dir,
-                IndexOptions(translate_db=translate_db, appearances=appearances, extract=extract, device=device))
+    if not (reuse_index and (Path(index_dir) / "manifest.json").is_file()):
+        build_index(test_map, str(model), index_dir,
+                    IndexOptions(translate_db=translate_db, appearances=appearances, extract=extract, device=device))
     queries = [QueryItem(f"winter/{name}", Path(query_root) / "winter" / name) for name in split.test]
+    translation = (QueryTranslationOptions(condition="summer", translator=str(Path(translate_queries_with).resolve()))
+                   if translate_queries_with is not None else None)
     options = QueryOptions(search=SearchOptions(k=5, per_camera=False, per_location=False), extract=extract,
-                           device=device)
+                           device=device, translate_queries=translation)
     results = localize(index_dir, queries, options)
     return results.pairs
 
