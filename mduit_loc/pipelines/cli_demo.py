@@ -28,7 +28,7 @@ DEFAULT_STEPS = 300
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: ./demo_output)")
     parser.add_argument("--preset", choices=("demo", "tiny", "small"), default="demo",
-                        help="synthetic benchmark: demo (default: 6 locations, 21 reference frames per location "
+                        help="synthetic benchmark: demo (default: 8 locations, 31 reference frames per location "
                              "and camera, about a minute to render), tiny (the tests' miniature: too few reference "
                              "images to tell methods apart) or small (the benchmark; ~30 min to render)")
     parser.add_argument("--data", type=Path,

@@ -56,9 +56,10 @@ PRESETS: dict[str, SynthPreset] = {
     "tiny": SynthPreset("tiny", n_locations=6, image_size=112, location_length_m=9.0,
                         location_spacing_m=55.0, db_spacing_m=3.0, query_frames=2, points_per_image=128,
                         aligned_poses=24),
-    # The demo's: 21 reference frames per location and camera (tiny has 4, too few to tell methods apart).
-    "demo": SynthPreset("demo", n_locations=6, image_size=112, location_length_m=30.0,
-                        location_spacing_m=60.0, db_spacing_m=1.5, query_frames=3, points_per_image=128,
+    # The demo's: 31 reference frames per location and camera over 60 m (tiny has 4 over 9 m, too few to
+    # tell methods apart: a guess is then within 5 m most of the time).
+    "demo": SynthPreset("demo", n_locations=8, image_size=112, location_length_m=60.0,
+                        location_spacing_m=90.0, db_spacing_m=2.0, query_frames=5, points_per_image=128,
                         aligned_poses=24),
     # 61 reference frames per location and camera over 120 m: a location-restricted search chooses among
     # a third of RobotCar Seasons' ~180 candidates, and a guess is within 5 m about 8 % of the time.
