@@ -26,9 +26,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from mduit_loc.evaluation.metrics import DEFAULT_THRESHOLDS
 from mduit_loc.io_utils import atomic_open, write_text_atomic
 from mduit_loc.pipelines.threads import configure_threads
-from mduit_loc.pipelines.validation import THRESHOLDS, ValidationSet
+from mduit_loc.pipelines.validation import ValidationSet
 from mduit_loc.retrieval.descriptor_models import RawPixelsDescriptor, load_descriptor
 from mduit_loc.retrieval.netvlad.train_config import NetVLADTrainConfig
 from mduit_loc.retrieval.netvlad.train_data import load_training_images
@@ -39,7 +40,7 @@ from mduit_loc.translation.run_options import TrainOptions
 from mduit_loc.translation.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
-COLUMNS = [f"{part} {t:g}m/{r:g}°" for part in ("day", "night") for t, r in THRESHOLDS]
+COLUMNS = [f"{part} {t.label}" for part in ("day", "night") for t in DEFAULT_THRESHOLDS]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -40,12 +40,12 @@ import warnings  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_translation import write_dataset  # noqa: E402  (this folder: the script's own sys.path[0])
 
 from mduit_loc.nn.speed import compile_networks, to_channels_last  # noqa: E402
 from mduit_loc.retrieval.descriptor_models import ModuleDescriptor  # noqa: E402
@@ -104,16 +104,6 @@ def is_oom(err: BaseException) -> bool:
 
 
 # --- training steps -----------------------------------------------------------------------------
-def write_dataset(root: Path, per_domain: int, size: tuple[int, int]) -> Path:
-    rng = np.random.default_rng(0)
-    for domain, gain in (("day", 1.0), ("night", 0.3)):
-        (root / domain).mkdir(parents=True, exist_ok=True)
-        for index in range(per_domain):
-            pixels = rng.uniform(0, 1, (size[0] // 8, size[1] // 8, 3)).repeat(8, 0).repeat(8, 1) * gain
-            Image.fromarray((pixels * 255).astype(np.uint8)).save(root / domain / f"{index:03d}.png")
-    return root
-
-
 def step_flops(trainer: Trainer, batch: torch.Tensor, labels) -> float:
     """FLOPs of one training step (forward and backward of both updates), counted by torch."""
     from torch.utils.flop_counter import FlopCounterMode

@@ -27,10 +27,10 @@ from mduit_loc.datasets.images import ImageListDataset
 from mduit_loc.datasets.layout import day_or_night
 from mduit_loc.datasets.types import LocalizationDataset
 from mduit_loc.errors import MduitError
+from mduit_loc.evaluation.metrics import DEFAULT_THRESHOLDS, recalls
 from mduit_loc.poses import pose_errors
 
 Describe = Callable[[torch.Tensor], torch.Tensor]
-THRESHOLDS = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
 
 
 def validation_frames(dataset: LocalizationDataset, every: int = 3) -> set[str]:
@@ -78,7 +78,7 @@ class ValidationSet:
         return self._cache[size]
 
     def recall(self, describe: Describe, image_size: tuple[int, int], batch_size: int = 64) -> dict[str, list[float]]:
-        """{"day": [r1, r2, r3], "night": [...]} in %, at ``THRESHOLDS``, Table 1 protocol."""
+        """{"day": [r1, r2, r3], "night": [...]} in %, at ``DEFAULT_THRESHOLDS``, Table 1 protocol."""
         database_images, query_images = self._images((int(image_size[0]), int(image_size[1])), batch_size)
 
         def vectors(images: torch.Tensor) -> torch.Tensor:
@@ -102,9 +102,13 @@ class ValidationSet:
             truth = by_name[name].pose
             assert truth is not None and top.pose is not None
             errors[day_or_night(meta.condition)].append(pose_errors(top.pose, truth))
-        return {part: [100.0 * float(np.mean([(t <= dt + 1e-9) and (r <= dr + 1e-9) for t, r in values]))
-                       if values else float("nan") for dt, dr in THRESHOLDS]
-                for part, values in errors.items()}
+        def percent(values: list[tuple[float, float]]) -> list[float]:
+            if not values:
+                return [float("nan")] * len(DEFAULT_THRESHOLDS)
+            position, rotation = np.array(values).T
+            return [100.0 * r for r in recalls(position, rotation, DEFAULT_THRESHOLDS)]
+
+        return {part: percent(values) for part, values in errors.items()}
 
     def counts(self) -> dict[str, int]:
         meta = {q.name: q for q in self.dataset.queries}
