@@ -22,6 +22,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +36,14 @@ from mduit_loc.retrieval.netvlad.train_config import NetVLADTrainConfig
 from mduit_loc.retrieval.netvlad.train_data import load_training_images
 from mduit_loc.retrieval.netvlad.training import train_netvlad
 from mduit_loc.runtime import resolve_device
-from mduit_loc.translation.config import apply_overrides, parse_assignments, preset, typed_settings
+from mduit_loc.translation.config import (
+    TranslationConfig,
+    apply_overrides,
+    parse_assignments,
+    preset,
+    typed_settings,
+)
+from mduit_loc.translation.mduit import MDUIT
 from mduit_loc.translation.run_options import TrainOptions
 from mduit_loc.translation.trainer import Trainer
 
@@ -60,30 +68,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def mduit_curve(args: argparse.Namespace, validation: ValidationSet, device: torch.device,
-                points: list[int]) -> dict[str, dict[int, list[float]]]:
+                points: list[int]) -> dict[str, dict[int, dict[str, list[float]]]]:
     config = apply_overrides(preset("tiny"), {"max_steps": args.steps,
                                                **typed_settings(parse_assignments(args.mduit_set, "--mduit-set"))})
-    grid = tuple(int(v) for v in args.grid.split("x"))
-    run = args.out / "runs" / "mduit"
-    curves: dict[str, dict[int, list[float]]] = {"MDUIT z": {}, f"MDUIT E_c {args.grid} grid": {}}
+    grid = cast("tuple[int, int]", tuple(int(v) for v in args.grid.split("x")))
+    return mduit_trajectory(config, args.data, args.out / "runs" / "mduit", validation, device, points,
+                            label="MDUIT", grid=grid)
+
+
+def mduit_trajectory(config: TranslationConfig, data: Path, run: Path, validation: ValidationSet,
+                     device: torch.device, points: list[int], *, label: str,
+                     grid: tuple[int, int] | None = None) -> dict[str, dict[int, dict[str, list[float]]]]:
+    """One MDUIT run of ``config`` stopped at every point (and at step 0) and scored on ``validation``:
+    ``{f"{label} z": curve}``, plus ``f"{label} E_c AxB grid"`` (the content map average-pooled onto
+    ``grid`` cells, the head left out) when ``grid`` is given."""
+    z_name = f"{label} z"
+    grid_name = f"{label} E_c {grid[0]}x{grid[1]} grid" if grid else ""
+    curves: dict[str, dict[int, dict[str, list[float]]]] = {z_name: {}, **({grid_name: {}} if grid else {})}
     for point in [0, *points]:   # 0: the initialisation, before any step
-        options = TrainOptions(data=args.data, out=run, device=device, resume=point > points[0],
+        options = TrainOptions(data=data, out=run, device=device, resume=point > points[0],
                                stop_after=point or None, progress=False, exclude_images=validation.excluded,
                                keep_checkpoints=1)
         trainer = Trainer(config, options)
         if 0 < point and trainer.step < point:
             trainer.run()
         model = trainer.model.eval()
-        size = tuple(config.image_size)
-        curves["MDUIT z"][point] = validation.recall(model.describe, size)
-        curves[f"MDUIT E_c {args.grid} grid"][point] = validation.recall(
-            lambda x, model=model: F.adaptive_avg_pool2d(model.content(x), grid).flatten(1), size)
-        print(f"[learning curve] MDUIT step {point}: z {_short(curves['MDUIT z'][point])}", file=sys.stderr, flush=True)
+        size = config.image_size
+        curves[z_name][point] = validation.recall(model.describe, size)
+        if grid:
+            def grid_view(x: torch.Tensor, model: MDUIT = model, cells: tuple[int, int] = grid) -> torch.Tensor:
+                return F.adaptive_avg_pool2d(model.content(x), cells).flatten(1)
+
+            curves[grid_name][point] = validation.recall(grid_view, size)
+        print(f"[learning curve] {label} step {point}: z {_short(curves[z_name][point])}", file=sys.stderr,
+              flush=True)
     return curves
 
 
 def netvlad_curve(args: argparse.Namespace, validation: ValidationSet, device: torch.device,
-                  points: list[int]) -> dict[int, list[float]]:
+                  points: list[int]) -> dict[int, dict[str, list[float]]]:
     images = [image for image in load_training_images(args.data) if image.name not in validation.excluded]
     run = args.out / "runs" / "netvlad"
     curve = {}
@@ -101,10 +124,12 @@ def _short(values: dict[str, list[float]]) -> str:
 
 
 def write_outputs(out: Path, curves: dict[str, dict[int, dict[str, list[float]]]], counts: dict[str, int],
-                  seconds: float, plot_copy: Path | None) -> None:
+                  seconds: float, plot_copy: Path | None, *, stem: str = "learning_curve",
+                  title: str = "Validation recall against training steps (same camera and location, top-1 pose)"
+                  ) -> None:
     rows = [[name, step, *[f"{v:.1f}" for v in values["day"] + values["night"]]]
             for name, curve in curves.items() for step, values in sorted(curve.items())]
-    with atomic_open(out / "learning_curve.csv", "w", encoding="utf-8", newline="") as handle:
+    with atomic_open(out / f"{stem}.csv", "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["method", "step", *COLUMNS])
         writer.writerows(rows)
@@ -115,21 +140,23 @@ def write_outputs(out: Path, curves: dict[str, dict[int, dict[str, list[float]]]
     for name, curve in curves.items():
         cells = [f"{curve[s]['day'][2]:.1f} / {curve[s]['night'][2]:.1f}" if s in curve else "" for s in steps]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    write_text_atomic(out / "learning_curve.md", "\n".join(lines) + "\n")
+    write_text_atomic(out / f"{stem}.md", "\n".join(lines) + "\n")
     print("\n" + "\n".join(lines))
-    plot(curves, counts, out / "learning_curve.png")
+    plot(curves, counts, out / f"{stem}.png", title)
     if plot_copy is not None:
         plot_copy.parent.mkdir(parents=True, exist_ok=True)
-        plot_copy.write_bytes((out / "learning_curve.png").read_bytes())
+        plot_copy.write_bytes((out / f"{stem}.png").read_bytes())
 
 
-def plot(curves: dict[str, dict[int, dict[str, list[float]]]], counts: dict[str, int], path: Path) -> None:
+def plot(curves: dict[str, dict[int, dict[str, list[float]]]], counts: dict[str, int], path: Path,
+         title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    legend_rows = 1 + (len(curves) - 1) // 4
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.0 + 0.25 * legend_rows), sharey=True)
     for axis, part in zip(axes, ("day", "night")):
         for name, curve in curves.items():
             steps = sorted(curve)
@@ -141,9 +168,9 @@ def plot(curves: dict[str, dict[int, dict[str, list[float]]]], counts: dict[str,
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("recall at 5 m / 10° (%)")
     handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
-    figure.suptitle("Validation recall against training steps (same camera and location, top-1 pose)")
-    figure.tight_layout(rect=(0, 0.07, 1, 1))
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=9, frameon=False)
+    figure.suptitle(title)
+    figure.tight_layout(rect=(0, 0.02 + 0.05 * legend_rows, 1, 1))
     with atomic_open(path, "wb") as handle:
         figure.savefig(handle, format="png", dpi=110)
     plt.close(figure)

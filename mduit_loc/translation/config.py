@@ -24,8 +24,9 @@ from mduit_loc.errors import ConfigMismatchError, MduitError
 PRESETS = ("tiny", "paper")
 GAN_MODES = ("nonsaturating", "lsgan")
 NEGATIVE_MINING = ("random", "hard", "mixed")
-HEAD_KINDS = ("grid", "gem-mlp")
+HEAD_KINDS = ("grid", "gem-mlp", "netvlad")
 TRANSLATED_POSITIVE = ("backprop", "detached", "off")
+GENERATOR_NORMS = ("ln", "none")
 
 
 @dataclass(kw_only=True)
@@ -47,13 +48,16 @@ class TranslationConfig:
     filter_groups: int = 32                       # groups of f ⊗ W; = c gives one 1xkxk filter/channel
     # --- generator G ---------------------------------------------------------------------------
     generator_res_blocks: int = 1
+    generator_norm: str = "ln"                    # ln (layer norm, MUNIT's decoder) or none
     # --- discriminators D_i, D_a ------------------------------------------------------------------
     disc_base_channels: int = 16
     disc_layers: int = 3
     gan_mode: str = "nonsaturating"               # eq. 2's log form (non-saturating G), or lsgan
     # --- projection head H (see head.py) ----------------------------------------------------------
-    head: str = "grid"                            # grid (spatial cells; measured best) or gem-mlp (the paper's H)
+    head: str = "grid"                            # grid (spatial cells; measured best), gem-mlp (the paper's H)
+                                                  # or netvlad (NetVLAD aggregation of E_c)
     head_grid: tuple[int, int] = (4, 4)           # cells of the grid head
+    head_clusters: int = 16                       # clusters of the netvlad head
     head_hidden: int = 128                        # gem-mlp only
     descriptor_dim: int = 128                     # K; the grid head's projection (0: no projection, c * cells)
     gem_p: float = 3.0
@@ -156,13 +160,16 @@ class TranslationConfig:
         need(self.gan_mode in GAN_MODES, f"gan_mode must be one of {GAN_MODES}, got {self.gan_mode!r}")
         need(self.negative_mining in NEGATIVE_MINING,
              f"negative_mining must be one of {NEGATIVE_MINING}, got {self.negative_mining!r}")
+        need(self.generator_norm in GENERATOR_NORMS,
+             f"generator_norm must be one of {GENERATOR_NORMS}, got {self.generator_norm!r}")
         need(self.head in HEAD_KINDS, f"head must be one of {HEAD_KINDS}, got {self.head!r}")
         need(self.translated_positive in TRANSLATED_POSITIVE,
              f"translated_positive must be one of {TRANSLATED_POSITIVE}, got {self.translated_positive!r}")
         need(len(self.head_grid) == 2 and min(self.head_grid) >= 1,
              f"head_grid must be (H, W) >= 1, got {self.head_grid}")
-        need(self.descriptor_dim >= 0 and (self.descriptor_dim > 0 or self.head == "grid"),
-             "descriptor_dim must be > 0 (0 is allowed for the grid head: no projection)")
+        need(self.descriptor_dim >= 0 and (self.descriptor_dim > 0 or self.head in ("grid", "netvlad")),
+             "descriptor_dim must be > 0 (0 is allowed for the grid and netvlad heads: no projection)")
+        need(self.head_clusters >= 1, f"head_clusters must be >= 1, got {self.head_clusters}")
         need(self.place_sequence_tolerance is None or self.place_sequence_tolerance >= 0,
              "place_sequence_tolerance must be >= 0")
         need(self.n_negatives >= 1, "n_negatives must be >= 1")

@@ -9,6 +9,11 @@
   linear projection to ``descriptor_dim`` (0 keeps c * cells), L2 normalisation. The layout of the
   scene (facades left, road below, sky above) is what tells nearby places apart; measured on the
   synthetic benchmark and on Nordland it is the better descriptor, hence the default.
+- ``netvlad``: NetVLAD aggregation (``retrieval.netvlad.layer``) of the content feature into
+  ``head_clusters`` learned clusters (soft assignment with a bias, random initial centres: E_c is
+  trained from scratch, so there are no features to cluster beforehand), an optional linear
+  projection to ``descriptor_dim``, L2 normalisation. Orderless like GeM but with many local
+  "words"; compared with the others in ``benchmarks/descriptor_design.py``.
 """
 from __future__ import annotations
 
@@ -17,8 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mduit_loc.nn.gem import GeM
+from mduit_loc.retrieval.netvlad.layer import NetVLAD
 
-HEADS = ("grid", "gem-mlp")
+HEADS = ("grid", "gem-mlp", "netvlad")
 
 
 class ProjectionHead(nn.Module):
@@ -53,10 +59,28 @@ class GridHead(nn.Module):
         return F.normalize(pooled, dim=1)
 
 
+class NetVLADHead(nn.Module):
+    """NetVLAD pooling of E_c(I) into ``clusters`` clusters, optionally projected, L2."""
+
+    def __init__(self, in_channels: int, clusters: int, out_dim: int = 0):
+        super().__init__()
+        self.vlad = NetVLAD(in_channels, clusters, assignment_bias=True)
+        self.projection = nn.Linear(self.vlad.output_dim, out_dim) if out_dim else None
+        self.out_dim = out_dim or self.vlad.output_dim
+
+    def forward(self, content: torch.Tensor) -> torch.Tensor:
+        pooled = self.vlad(content)
+        if self.projection is not None:
+            pooled = self.projection(pooled)
+        return F.normalize(pooled, dim=1)
+
+
 def make_head(kind: str, in_channels: int, *, hidden: int, out_dim: int, gem_p: float,
-              grid: tuple[int, int]) -> nn.Module:
+              grid: tuple[int, int], clusters: int = 16) -> nn.Module:
     if kind == "gem-mlp":
         return ProjectionHead(in_channels, hidden, out_dim, gem_p)
     if kind == "grid":
         return GridHead(in_channels, grid, out_dim)
+    if kind == "netvlad":
+        return NetVLADHead(in_channels, clusters, out_dim)
     raise ValueError(f"unknown head {kind!r}; one of {', '.join(HEADS)}")

@@ -7,7 +7,8 @@ Sizes follow MUNIT (the paper's translation baseline, ref. [5]) where the paper 
   global average pooling -> a linear map reshaped to W (c', c/groups, k, k).
 - ``Generator`` G: residual blocks, nearest upsampling + 5x5 convs, 7x7 output conv, tanh mapped
   to [0, 1]. Layer normalisation (GroupNorm with one group) rather than instance normalisation,
-  because IN would erase the per-channel scales that ``f ⊗ W`` writes the appearance into.
+  because IN would erase the per-channel scales that ``f ⊗ W`` writes the appearance into
+  (``generator_norm="none"`` drops normalisation from G altogether).
 - ``PatchDiscriminator``: stride-2 4x4 convs with LeakyReLU(0.2), a 1-channel logit map. D_i sees
   an image (3 channels), D_a two images concatenated along channels (6 channels).
 All networks take RGB in [0, 1]; they normalise internally.
@@ -102,13 +103,13 @@ class AppearanceEncoder(nn.Module):
 class Generator(nn.Module):
     """G: appearance-representative content f ⊗ W (B, c', h, w) -> image (B, 3, h * 2**n, w * 2**n)."""
 
-    def __init__(self, in_channels: int, n_upsample: int, res_blocks: int):
+    def __init__(self, in_channels: int, n_upsample: int, res_blocks: int, norm: str = "ln"):
         super().__init__()
-        layers: list[nn.Module] = [ResBlock(in_channels, "ln") for _ in range(res_blocks)]
+        layers: list[nn.Module] = [ResBlock(in_channels, norm) for _ in range(res_blocks)]
         channels = in_channels
         for _ in range(n_upsample):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"),
-                       conv_block(channels, channels // 2, 5, norm="ln")]
+                       conv_block(channels, channels // 2, 5, norm=norm)]
             channels //= 2
         layers.append(nn.Conv2d(channels, 3, 7, padding=3, padding_mode="reflect"))
         self.layers = nn.Sequential(*layers)

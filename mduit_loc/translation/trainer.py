@@ -29,7 +29,7 @@ from mduit_loc.translation.config import TranslationConfig
 from mduit_loc.translation.curves import LossLog, loss_columns
 from mduit_loc.translation.data import ImageStore, load_training_set, rank_rows, steps_per_epoch
 from mduit_loc.translation.distributed import DistContext, rank_device
-from mduit_loc.translation.finish import FinishedTraining, finish_run
+from mduit_loc.translation.finish import FinishedTraining, domain_appearance_filters, finish_run
 from mduit_loc.translation.mduit import build_mduit
 from mduit_loc.translation.networks import init_weights
 from mduit_loc.translation.pairing import FIRST_NEGATIVE, REAL_POSITIVE, SOURCE, TARGET, build_epoch_plan
@@ -322,6 +322,11 @@ class Trainer:
         bar.close()
         finish_run(self._finished(), last)
         return self._summary(last, stopped=False)
+
+    def domain_filters(self) -> tuple[dict, dict, dict]:
+        """(mean filter, exemplar names, count) per domain of the current weights, as the end of training
+        computes them (for scoring translations of a run stopped early)."""
+        return domain_appearance_filters(self._finished())
 
     def _finished(self) -> FinishedTraining:
         return FinishedTraining(run_dir=self.run_dir, config=self.config, options=self.options, context=self.context,

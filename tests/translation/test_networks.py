@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from mduit_loc.errors import MduitError
 from mduit_loc.nn.vgg import VGG16Trunk
 from mduit_loc.translation.config import preset
 from mduit_loc.translation.mduit import build_mduit
@@ -94,3 +95,15 @@ def test_init_weights_none_is_a_no_op():
     before = layer[0].weight.clone()
     init_weights(layer, None)
     assert torch.equal(before, layer[0].weight)
+
+
+def test_generator_norm_setting():
+    torch.manual_seed(0)
+    plain = build_mduit(small_config(generator_norm="none"), warn_untrained_vgg=False).generator
+    layer_norm = build_mduit(small_config(), warn_untrained_vgg=False).generator
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in plain.modules())
+    assert sum(isinstance(m, torch.nn.GroupNorm) for m in layer_norm.modules()) == 4   # 2 in the res block, 2 up
+    stylised = torch.randn(1, 16, 8, 8)
+    assert plain(stylised).shape == layer_norm(stylised).shape == (1, 3, 32, 32)
+    with pytest.raises(MduitError, match="generator_norm"):
+        small_config(generator_norm="batch")
