@@ -12,6 +12,10 @@ Oracles look at the true rendering B_p of the target condition (they are upper b
 - ``MDUIT, colours refitted to the truth`` (with ``--model``): MDUIT's output with a per-image,
   per-channel gain and offset fitted to B_p: MDUIT's layout with the right global colours.
 
+Two non-oracle rows test whether sharpness is what is missing (with ``--model``): MDUIT's output plus
+the source's high frequencies (A_p minus A_p blurred with a Gaussian of ``sigma`` 1 px), and MDUIT's
+output blurred with the same Gaussian.
+
 Scored as ``mduit-loc translation-quality`` scores (PSNR from scikit-image against B_p, images read at
 the model's size or ``--size``), pooled over the day -> night and night -> day pairs, on every
 ``--every``-th aligned pose. Prints a table; ``--out FILE`` also writes it as Markdown.
@@ -54,6 +58,18 @@ def channel_gain_fit(image: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     return (gain * centred + truth_mean).clamp(0, 1)
 
 
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W) images, reflect-padded, 3 sigma on each side."""
+    radius = max(1, int(round(3 * sigma)))
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype)
+    kernel = torch.exp(-offsets.pow(2) / (2 * sigma * sigma))
+    kernel = kernel / kernel.sum()
+    channels = images.shape[1]
+    padded = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+    return F.conv2d(rows, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+
+
 def grid_pooled(truth: torch.Tensor, cells: int) -> torch.Tensor:
     return F.interpolate(F.adaptive_avg_pool2d(truth, cells), size=truth.shape[-2:], mode="bilinear",
                          align_corners=False)
@@ -67,6 +83,9 @@ def oracle_outputs(source: torch.Tensor, truth: torch.Tensor, translated: torch.
     if translated is not None:
         outputs["MDUIT (domain-mean W)"] = translated
         outputs["MDUIT, colours refitted to the truth"] = channel_gain_fit(translated, truth)
+        details = source - gaussian_blur(source, 1.0)
+        outputs["MDUIT + the source's high frequencies (σ 1 px)"] = (translated + details).clamp(0, 1)
+        outputs["MDUIT blurred (σ 1 px)"] = gaussian_blur(translated, 1.0)
     return outputs
 
 

@@ -80,6 +80,10 @@ class TranslationConfig:
     # survives the up to 7 m / 8 degrees between the two views (0 turns it off).
     weight_paired: float = 0.0
     paired_grid: tuple[int, int] = (4, 4)
+    # Beyond the paper: each domain's filters kept together, max(0, 1 - cos(W_t, W_t+) + cos(W_t, W_t-))
+    # with I_t+ another image of the target's domain and I_t- one of another domain, so that a domain's
+    # mean filter describes the domain (E_a learns from scratch without ImageNet weights; 0 turns it off).
+    weight_domain_filters: float = 0.0
     # --- pairing and negatives (§3.1) ------------------------------------------------------------
     # Images within both thresholds show the same place: positives of each other, never negatives.
     negative_min_distance_m: float = 7.0
@@ -184,6 +188,7 @@ class TranslationConfig:
         need(0.0 <= self.constant_lr_fraction <= 1.0, "constant_lr_fraction must be in [0, 1]")
         need(self.checkpoint_every >= 1 and self.log_every >= 1, "checkpoint_every and log_every must be >= 1")
         need(self.nce_temperature > 0, "nce_temperature must be > 0")
+        need(self.weight_domain_filters >= 0 and self.weight_paired >= 0, "loss weights must be >= 0")
 
     # --- (de)serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

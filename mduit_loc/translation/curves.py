@@ -9,11 +9,12 @@ from mduit_loc.io_utils import atomic_open, atomic_path
 LEADING_COLUMNS = ["step", "epoch", "lr", "seconds"]
 
 
-def loss_columns(use_i2i: bool, use_nce: bool, paired: bool = False) -> list[str]:
+def loss_columns(use_i2i: bool, use_nce: bool, paired: bool = False, domain_filters: bool = False) -> list[str]:
     names = ["nce" if use_nce else "positive_l1", "nce_acc"]
     if use_i2i:
         names += ["adv_image", "adv_appearance", "rec_self", "rec_cycle", "con_content", "con_appearance"]
         names += ["paired"] if paired else []
+        names += ["con_domain"] if domain_filters else []
     names.append("total_g")
     if use_i2i:
         names.append("loss_d")

@@ -100,9 +100,11 @@ class TrainForward(nn.Module):
         content_source, content_real, content_negatives = content[:count], content[count:2 * count], content[2 * count:]
         # the first `t` samples also train the translation module; all of them train the descriptor
         t = min(self.config.translation_batch_size or count, count)
-        filters = apply_in_chunks(model.appearance_encoder,
-                                  torch.cat([source[:t], batch[:t, TARGET], batch[:t, TARGET_NEGATIVE]]))
-        filters_source, filters_target, filters_target_negative = filters.split(t)
+        appearance_images = [source[:t], batch[:t, TARGET], batch[:t, TARGET_NEGATIVE]]
+        if self.config.weight_domain_filters > 0:
+            appearance_images.append(batch[:t, TARGET_POSITIVE])
+        filters = apply_in_chunks(model.appearance_encoder, torch.cat(appearance_images)).split(t)
+        filters_source, filters_target, filters_target_negative = filters[:3]
         groups = self.config.filter_groups
         # f_s ⊗ W_t (translation) and f_s ⊗ W_s (self-reconstruction) in one grouped conv and one G pass
         stylised = appearance_adaptive_conv(torch.cat([content_source[:t], content_source[:t]]),
@@ -125,6 +127,7 @@ class TrainForward(nn.Module):
             "content_negative": content_negatives.view(count, n_neg, *content_source.shape[1:])[:t, 0],
             "filters_target": filters_target, "filters_translated": filters_translated,
             "filters_target_negative": filters_target_negative,
+            **({"filters_target_positive": filters[3]} if len(filters) > 3 else {}),
             "z_source": z_source, "z_positives": torch.stack([z_real, z_translated], 1),
             "z_negatives": z[2 * count + t:].view(count, n_neg, -1),
         }
@@ -169,6 +172,10 @@ def generator_objective(out: dict[str, torch.Tensor], batch: torch.Tensor, discr
             terms["paired"] = losses.paired_layout_loss(translated, target, labels.target_same_place[:len(translated)],
                                                         config.paired_grid)
             total = total + config.weight_paired * terms["paired"]
+        if config.weight_domain_filters > 0:
+            terms["con_domain"] = losses.filter_consistency_loss(out["filters_target"], out["filters_target_positive"],
+                                                                 out["filters_target_negative"])
+            total = total + config.weight_domain_filters * terms["con_domain"]
         total = (total + config.weight_adv_image * terms["adv_image"]
                  + config.weight_adv_appearance * terms["adv_appearance"]
                  + config.weight_rec_self * terms["rec_self"] + config.weight_rec_cycle * terms["rec_cycle"]

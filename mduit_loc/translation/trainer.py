@@ -283,7 +283,8 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------------------
     def run(self) -> TrainSummary:
         config, main = self.config, self.context.is_main
-        columns = loss_columns(config.use_i2i, config.use_nce, config.weight_paired > 0)
+        columns = loss_columns(config.use_i2i, config.use_nce, config.weight_paired > 0,
+                               config.weight_domain_filters > 0)
         log = self.loss_log = LossLog(self.run_dir / "losses.csv", columns)
         if main:
             log.start(self.step if self.resume_state is not None else None)

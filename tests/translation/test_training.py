@@ -173,3 +173,12 @@ def test_resume_before_the_first_checkpoint_starts_from_step_zero(domain_data, t
     assert "no checkpoint" in capsys.readouterr().err
     _, again = train(small_config(max_steps=2), domain_data, tmp_path / "run", resume=True)
     assert again.steps == 2, "resuming a finished run continues from its last checkpoint: nothing to do"
+
+
+def test_domain_filter_term_is_trained_and_logged(domain_data, tmp_path):
+    """The optional same-domain filter term (beyond the paper) enters the loss log only when it is on."""
+    train(small_config(max_steps=6, weight_domain_filters=10.0), domain_data, tmp_path / "on")
+    values = [float(row["con_domain"]) for row in read_losses(tmp_path / "on")]
+    assert len(values) == 6 and all(0.0 <= value <= 3.0 for value in values)   # a hinge on cosines
+    train(small_config(max_steps=2), domain_data, tmp_path / "off")
+    assert "con_domain" not in read_losses(tmp_path / "off")[0]
