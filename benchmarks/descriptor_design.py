@@ -24,7 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from learning_curve import mduit_trajectory, write_outputs  # this folder: the script's own sys.path[0]
+from learning_curve import (  # this folder: the script's own sys.path[0]
+    add_curve_arguments,
+    curve_points,
+    mduit_trajectory,
+    write_outputs,
+)
 
 from mduit_loc.io_utils import write_json_atomic
 from mduit_loc.pipelines.threads import configure_threads
@@ -54,22 +59,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="synthetic benchmark (RobotCar Seasons layout)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "output" / "descriptor_design")
-    parser.add_argument("--steps", type=int, default=1000, help="training steps per variant (default: 1000)")
-    parser.add_argument("--every", type=int, default=250, help="score every this many steps (default: 250)")
+    add_curve_arguments(parser, steps=1000, every=250)
     parser.add_argument("--variants", default=DEFAULT_VARIANTS,
                         help=f"comma-separated, of: {', '.join(VARIANTS)} (default: {DEFAULT_VARIANTS})")
     parser.add_argument("--with-i2i", action="store_true", help="train full MDUIT (default: descriptor path only)")
     parser.add_argument("--fresh", action="store_true", help="retrain variants whose curve is already there")
-    parser.add_argument("--plot", type=Path, help="also copy the plot here (e.g. docs/images/descriptor_design.png)")
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
+    args.points = curve_points(parser, args.steps, args.every)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown or not args.variants:
         parser.error(f"--variants: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(VARIANTS)}")
-    if args.steps < 1 or not 1 <= args.every <= args.steps:
-        parser.error("--steps must be >= 1 and --every between 1 and --steps")
     return args
 
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     validation = ValidationSet.of(args.data)
-    points = sorted({*range(args.every, args.steps + 1, args.every), args.steps})
+    points = args.points
     raw = RawPixelsDescriptor()
     flat = validation.recall(raw.describe, raw.image_size)
     curves = {"raw pixels (no training)": {0: flat, args.steps: flat}}

@@ -21,8 +21,9 @@ import csv
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -51,20 +52,33 @@ REPO = Path(__file__).resolve().parents[1]
 COLUMNS = [f"{part} {t.label}" for part in ("day", "night") for t in DEFAULT_THRESHOLDS]
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def add_curve_arguments(parser: argparse.ArgumentParser, *, steps: int, every: int) -> None:
+    """The options every curve script shares: --steps, --every, --plot, --threads, --device."""
+    parser.add_argument("--steps", type=int, default=steps, help=f"training steps (default: {steps})")
+    parser.add_argument("--every", type=int, default=every, help=f"score every this many steps (default: {every})")
+    parser.add_argument("--plot", type=Path, help="also copy the plot here (e.g. into docs/images/)")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--device", default="auto")
+
+
+def curve_points(parser: argparse.ArgumentParser, steps: int, every: int) -> list[int]:
+    """Every ``every``-th step up to ``steps``, and ``steps`` itself (a usage error when they make no sense)."""
+    if steps < 1 or not 1 <= every <= steps:
+        parser.error("--steps must be >= 1 and --every between 1 and --steps")
+    return sorted({*range(every, steps + 1, every), steps})
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[int]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="synthetic benchmark (RobotCar Seasons layout)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "output" / "learning_curve")
-    parser.add_argument("--steps", type=int, default=1000, help="MDUIT and NetVLAD steps (default: 1000)")
-    parser.add_argument("--every", type=int, default=100, help="score every this many steps (default: 100)")
+    add_curve_arguments(parser, steps=1000, every=100)
     parser.add_argument("--mduit-set", action="append", default=[], metavar="KEY=VALUE",
                         help="MDUIT setting ('mduit-loc train --set', repeatable)")
     parser.add_argument("--grid", default="4x4", help="the E_c grid view's cells (default: 4x4)")
     parser.add_argument("--no-netvlad", action="store_true", help="MDUIT only")
-    parser.add_argument("--plot", type=Path, help="also copy the plot here (e.g. docs/images/learning_curve.png)")
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--device", default="auto")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    return args, curve_points(parser, args.steps, args.every)
 
 
 def mduit_curve(args: argparse.Namespace, validation: ValidationSet, device: torch.device,
@@ -76,6 +90,21 @@ def mduit_curve(args: argparse.Namespace, validation: ValidationSet, device: tor
                             label="MDUIT", grid=grid)
 
 
+def stopped_trainers(config: TranslationConfig, data: Path, run: Path, device: torch.device, points: list[int], *,
+                     exclude_images: frozenset[str] = frozenset()) -> Iterator[tuple[int, Trainer]]:
+    """One fresh run of ``config`` stopped at each of ``points`` (ascending) in turn, each next point resuming
+    it bit for bit: (point, its trainer). A point 0 gives the initialised model, before any step."""
+    first_trained = next((point for point in points if point > 0), None)
+    for point in points:
+        options = TrainOptions(data=data, out=run, device=device, resume=point > 0 and point != first_trained,
+                               stop_after=point or None, progress=False, exclude_images=exclude_images,
+                               keep_checkpoints=1)
+        trainer = Trainer(config, options)
+        if 0 < point and trainer.step < point:
+            trainer.run()
+        yield point, trainer
+
+
 def mduit_trajectory(config: TranslationConfig, data: Path, run: Path, validation: ValidationSet,
                      device: torch.device, points: list[int], *, label: str,
                      grid: tuple[int, int] | None = None) -> dict[str, dict[int, dict[str, list[float]]]]:
@@ -85,13 +114,8 @@ def mduit_trajectory(config: TranslationConfig, data: Path, run: Path, validatio
     z_name = f"{label} z"
     grid_name = f"{label} E_c {grid[0]}x{grid[1]} grid" if grid else ""
     curves: dict[str, dict[int, dict[str, list[float]]]] = {z_name: {}, **({grid_name: {}} if grid else {})}
-    for point in [0, *points]:   # 0: the initialisation, before any step
-        options = TrainOptions(data=data, out=run, device=device, resume=point > points[0],
-                               stop_after=point or None, progress=False, exclude_images=validation.excluded,
-                               keep_checkpoints=1)
-        trainer = Trainer(config, options)
-        if 0 < point and trainer.step < point:
-            trainer.run()
+    for point, trainer in stopped_trainers(config, data, run, device, [0, *points],
+                                           exclude_images=validation.excluded):
         model = trainer.model.eval()
         size = config.image_size
         curves[z_name][point] = validation.recall(model.describe, size)
@@ -167,9 +191,17 @@ def plot(curves: dict[str, dict[int, dict[str, list[float]]]], counts: dict[str,
         axis.set_xlabel("training steps")
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("recall at 5 m / 10° (%)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=9, frameon=False)
+    save_figure(figure, axes[0], title, path, columns=4)
+
+
+def save_figure(figure: Any, legend_axis: Any, title: str, path: Path, *, columns: int) -> None:
+    """The legend of ``legend_axis`` below the plots in rows of ``columns``, the title, a PNG written atomically."""
+    import matplotlib.pyplot as plt
+
+    handles, labels = legend_axis.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), columns), fontsize=9, frameon=False)
     figure.suptitle(title)
+    legend_rows = 1 + (len(labels) - 1) // columns
     figure.tight_layout(rect=(0, 0.02 + 0.05 * legend_rows, 1, 1))
     with atomic_open(path, "wb") as handle:
         figure.savefig(handle, format="png", dpi=110)
@@ -177,7 +209,7 @@ def plot(curves: dict[str, dict[int, dict[str, list[float]]]], counts: dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args, points = parse_args(argv)
     started = time.perf_counter()
     configure_threads(args.threads)
     device = resolve_device(args.device)
@@ -185,9 +217,6 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(args.out / "runs")
     args.out.mkdir(parents=True, exist_ok=True)
     validation = ValidationSet.of(args.data)
-    points = list(range(args.every, args.steps + 1, args.every))
-    if not points or points[-1] != args.steps:
-        points.append(args.steps)
     curves: dict[str, dict[int, dict[str, list[float]]]] = {}
     raw = RawPixelsDescriptor()
     flat = validation.recall(raw.describe, raw.image_size)

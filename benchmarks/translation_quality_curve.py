@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from learning_curve import add_curve_arguments, curve_points, save_figure, stopped_trainers  # this folder
 
 from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets.aligned import read_aligned_set
@@ -31,7 +32,6 @@ from mduit_loc.io_utils import atomic_open, write_text_atomic
 from mduit_loc.pipelines.threads import configure_threads
 from mduit_loc.runtime import resolve_device
 from mduit_loc.translation.config import apply_overrides, parse_assignments, preset, typed_settings
-from mduit_loc.translation.run_options import TrainOptions
 from mduit_loc.translation.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,17 +45,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="synthetic benchmark with an aligned set")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "output" / "translation_quality_curve")
-    parser.add_argument("--steps", type=int, default=2000, help="training steps (default: 2000)")
-    parser.add_argument("--every", type=int, default=250, help="score every this many steps (default: 250)")
+    add_curve_arguments(parser, steps=2000, every=250)
     parser.add_argument("--max-poses", type=int, default=60, help="aligned poses scored per pair (default: 60)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="MDUIT setting ('mduit-loc train --set', repeatable)")
-    parser.add_argument("--plot", type=Path, help="also copy the plot here")
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    if args.steps < 1 or not 1 <= args.every <= args.steps:
-        parser.error("--steps must be >= 1 and --every between 1 and --steps")
+    args.points = curve_points(parser, args.steps, args.every)
     return args
 
 
@@ -114,13 +109,8 @@ def plot(curve: dict[int, Point], path: Path) -> None:
         axis.set_xlabel("training steps")
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("PSNR vs the true rendering (dB)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
-    figure.suptitle("MDUIT translation fidelity against training steps (aligned set, domain-mean W)")
-    figure.tight_layout(rect=(0, 0.08, 1, 1))
-    with atomic_open(path, "wb") as handle:
-        figure.savefig(handle, format="png", dpi=110)
-    plt.close(figure)
+    save_figure(figure, axes[0], "MDUIT translation fidelity against training steps (aligned set, domain-mean W)",
+                path, columns=len(METHODS) + 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,16 +123,11 @@ def main(argv: list[str] | None = None) -> int:
                                                **typed_settings(parse_assignments(args.settings, "--set"))})
     dataset = open_dataset(args.data)
     options = QualityOptions(pairs=PAIRS, max_poses=args.max_poses, progress=False)
-    points = sorted({*range(args.every, args.steps + 1, args.every), args.steps})
     run = args.out / "run"
     if run.exists():   # the curve is one fresh run
         shutil.rmtree(run)
     curve: dict[int, Point] = {}
-    for point in points:
-        trainer = Trainer(config, TrainOptions(data=args.data, out=run, device=device, resume=point != points[0],
-                                               stop_after=point, progress=False, keep_checkpoints=1))
-        if trainer.step < point:
-            trainer.run()
+    for point, trainer in stopped_trainers(config, args.data, run, device, args.points):
         curve[point] = score(trainer, dataset, options, device)
         psnr = {d: curve[point]["mduit"][d][0] for d in DIRECTIONS}
         print(f"[quality curve] step {point}: MDUIT PSNR day->night {psnr['day->night']:.2f} dB, "
