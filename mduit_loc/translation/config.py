@@ -49,6 +49,11 @@ class TranslationConfig:
     # --- generator G ---------------------------------------------------------------------------
     generator_res_blocks: int = 1
     generator_norm: str = "ln"                    # ln (layer norm, MUNIT's decoder) or none
+    # Beyond the paper: G also reads each pixel's row and column (CoordConv): with reflect padding a fully
+    # convolutional G cannot know where in the frame it paints, so it cannot put a condition's sky,
+    # lamps or headlight cone in their place (README, "What limits it")
+    generator_coordinates: bool = False
+    generator_width: int = 0                      # channels of G's first stage (0: c, the content channels)
     # --- discriminators D_i, D_a ------------------------------------------------------------------
     disc_base_channels: int = 16
     disc_layers: int = 3
@@ -188,6 +193,8 @@ class TranslationConfig:
         need(0.0 <= self.constant_lr_fraction <= 1.0, "constant_lr_fraction must be in [0, 1]")
         need(self.checkpoint_every >= 1 and self.log_every >= 1, "checkpoint_every and log_every must be >= 1")
         need(self.nce_temperature > 0, "nce_temperature must be > 0")
+        need(self.generator_width == 0 or self.generator_width >= 2 ** self.n_downsample,
+             f"generator_width must be 0 (the content channels) or >= {2 ** self.n_downsample}")
         need(self.weight_domain_filters >= 0 and self.weight_paired >= 0, "loss weights must be >= 0")
 
     # --- (de)serialisation -----------------------------------------------------------------

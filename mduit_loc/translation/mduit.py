@@ -35,7 +35,9 @@ class MDUIT(nn.Module):
         trunk = vgg_trunk if vgg_trunk is not None else VGG16Trunk(config.vgg_layer)
         self.appearance_encoder = AppearanceEncoder(trunk, config.appearance_hidden, config.appearance_convs,
                                                     config.filter_shape, config.appearance_input_size)
-        self.generator = Generator(c, config.n_downsample, config.generator_res_blocks, config.generator_norm)
+        self.generator = Generator(c, config.n_downsample, config.generator_res_blocks, config.generator_norm,
+                                   coordinates=config.generator_coordinates,
+                                   width=config.generator_width or None)
         self.head = make_head(config.head, c, hidden=config.head_hidden, out_dim=config.descriptor_dim,
                               gem_p=config.gem_p, grid=config.head_grid,
                               clusters=config.head_clusters)

@@ -8,7 +8,8 @@ Sizes follow MUNIT (the paper's translation baseline, ref. [5]) where the paper 
 - ``Generator`` G: residual blocks, nearest upsampling + 5x5 convs, 7x7 output conv, tanh mapped
   to [0, 1]. Layer normalisation (GroupNorm with one group) rather than instance normalisation,
   because IN would erase the per-channel scales that ``f ⊗ W`` writes the appearance into
-  (``generator_norm="none"`` drops normalisation from G altogether).
+  (``generator_norm="none"`` drops normalisation from G altogether). ``generator_coordinates``
+  (beyond the paper) gives G the pixel position as two extra input channels.
 - ``PatchDiscriminator``: stride-2 4x4 convs with LeakyReLU(0.2), a 1-channel logit map. D_i sees
   an image (3 channels), D_a two images concatenated along channels (6 channels).
 All networks take RGB in [0, 1]; they normalise internally.
@@ -100,13 +101,34 @@ class AppearanceEncoder(nn.Module):
         return self.to_filter(pooled).view(-1, *self.filter_shape)
 
 
-class Generator(nn.Module):
-    """G: appearance-representative content f ⊗ W (B, c', h, w) -> image (B, 3, h * 2**n, w * 2**n)."""
+class CoordinateChannels(nn.Module):
+    """Appends two channels, the row and column of each pixel in [-1, 1] (CoordConv, Liu et al. 2018).
 
-    def __init__(self, in_channels: int, n_upsample: int, res_blocks: int, norm: str = "ln"):
+    A reflect-padded fully convolutional network cannot tell the top of an image from its bottom;
+    with these channels it can put light where a condition puts it (sky, lamps, headlight cone)."""
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = features.shape
+        rows = torch.linspace(-1.0, 1.0, height, device=features.device, dtype=features.dtype)
+        columns = torch.linspace(-1.0, 1.0, width, device=features.device, dtype=features.dtype)
+        grid = torch.stack(torch.meshgrid(rows, columns, indexing="ij"))
+        return torch.cat([features, grid.expand(batch, -1, -1, -1)], dim=1)
+
+
+class Generator(nn.Module):
+    """G: appearance-representative content f ⊗ W (B, c', h, w) -> image (B, 3, h * 2**n, w * 2**n).
+
+    ``coordinates=True`` first mixes two position channels into f ⊗ W (``CoordinateChannels``);
+    ``width`` (default: the input's channels) widens G with a 3x3 entry conv."""
+
+    def __init__(self, in_channels: int, n_upsample: int, res_blocks: int, norm: str = "ln",
+                 coordinates: bool = False, width: int | None = None):
         super().__init__()
-        layers: list[nn.Module] = [ResBlock(in_channels, norm) for _ in range(res_blocks)]
-        channels = in_channels
+        channels = width or in_channels
+        layers: list[nn.Module] = [CoordinateChannels()] if coordinates else []
+        if coordinates or channels != in_channels:
+            layers.append(conv_block(in_channels + 2 * coordinates, channels, 3, norm=norm))
+        layers += [ResBlock(channels, norm) for _ in range(res_blocks)]
         for _ in range(n_upsample):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"),
                        conv_block(channels, channels // 2, 5, norm=norm)]

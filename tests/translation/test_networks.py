@@ -107,3 +107,30 @@ def test_generator_norm_setting():
     assert plain(stylised).shape == layer_norm(stylised).shape == (1, 3, 32, 32)
     with pytest.raises(MduitError, match="generator_norm"):
         small_config(generator_norm="batch")
+
+
+def test_generator_coordinates_let_g_tell_positions_apart():
+    """Reflect padding makes G blind to position: a uniform input gives a uniform image. With the
+    coordinate channels the same input gives an image that varies over the frame."""
+    torch.manual_seed(0)
+    blind = build_mduit(small_config(), warn_untrained_vgg=False).generator
+    placed = build_mduit(small_config(generator_coordinates=True), warn_untrained_vgg=False).generator
+    uniform = torch.full((2, 16, 8, 8), 0.3)
+    blind_image, placed_image = blind(uniform), placed(uniform)
+    assert blind_image.shape == placed_image.shape == (2, 3, 32, 32)
+    assert float(blind_image.std(dim=(2, 3)).max()) < 1e-5
+    assert float(placed_image.std(dim=(2, 3)).min()) > 1e-4
+    assert torch.allclose(placed_image[0], placed_image[1])   # position, not the sample, decides
+
+
+def test_generator_width_widens_only_g():
+    torch.manual_seed(0)
+    narrow = build_mduit(small_config(), warn_untrained_vgg=False)
+    wide = build_mduit(small_config(generator_width=32), warn_untrained_vgg=False)
+    entry = wide.generator.layers[0][0]
+    assert (entry.in_channels, entry.out_channels) == (16, 32)
+    stylised = torch.randn(1, 16, 8, 8)
+    assert wide.generator(stylised).shape == narrow.generator(stylised).shape == (1, 3, 32, 32)
+    assert count_parameters(wide.content_encoder) == count_parameters(narrow.content_encoder)
+    with pytest.raises(MduitError, match="generator_width"):
+        small_config(generator_width=2)

@@ -101,12 +101,21 @@ def blur(image: np.ndarray, sigma_at_256: float) -> np.ndarray:
     return _blur(image, (0.6 * sigma, sigma))  # slightly more blur along the motion (horizontal)
 
 
+EXPOSURE_RANGE = (0.7, 1.45)         # per-frame auto-exposure factor (log-uniform)
+WHITE_BALANCE_RANGE = (0.88, 1.12)   # per-frame, per-channel white-balance gain (uniform)
+
+
+def exposure_jitter_gains(rng: np.random.Generator) -> np.ndarray:
+    """(3,) float32: one frame's exposure times its per-channel white-balance gains."""
+    exposure = np.exp(rng.uniform(np.log(EXPOSURE_RANGE[0]), np.log(EXPOSURE_RANGE[1])))
+    gains = rng.uniform(*WHITE_BALANCE_RANGE, size=3)
+    return np.asarray(exposure * gains, np.float32)
+
+
 def auto_exposure_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Per-frame exposure (x0.7 to x1.45) and white-balance (+-12 % per channel) of an automatic camera:
     query drives are not exposed like the reference drive, frame by frame."""
-    exposure = np.exp(rng.uniform(np.log(0.7), np.log(1.45)))
-    gains = rng.uniform(0.88, 1.12, size=3)
-    return image * np.asarray(exposure * gains, np.float32)
+    return image * exposure_jitter_gains(rng)
 
 
 def tone_map(image: np.ndarray, style: ConditionStyle) -> np.ndarray:
