@@ -147,11 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the table here (Markdown)")
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
+    if args.every < 2:
+        parser.error("--every must be >= 2: the aligned poses not scored give the colour statistics")
     configure_threads(args.threads)
     model = load_mduit(args.model).eval() if args.model else None
     size = (args.size, args.size) if args.size else (model.image_size if model is not None else (64, 64))
-    if args.every < 2:
-        parser.error("--every must be >= 2: the aligned poses not scored give the colour statistics")
     table = headroom(args.data, model, size, args.every)
     lines = [f"PSNR (dB) against the true rendering at {size[0]}x{size[1]} px, one aligned pose in {args.every}, "
              "pooled per direction (oracles look at the truth: upper bounds, not methods).", "",

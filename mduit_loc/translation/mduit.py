@@ -37,7 +37,7 @@ class MDUIT(nn.Module):
                                                     config.filter_shape, config.appearance_input_size)
         self.generator = Generator(c, config.n_downsample, config.generator_res_blocks, config.generator_norm,
                                    coordinates=config.generator_coordinates,
-                                   width=config.generator_width or None)
+                                   width=config.generator_width)
         self.head = make_head(config.head, c, hidden=config.head_hidden, out_dim=config.descriptor_dim,
                               gem_p=config.gem_p, grid=config.head_grid,
                               clusters=config.head_clusters)

@@ -119,10 +119,10 @@ class Generator(nn.Module):
     """G: appearance-representative content f ⊗ W (B, c', h, w) -> image (B, 3, h * 2**n, w * 2**n).
 
     ``coordinates=True`` first mixes two position channels into f ⊗ W (``CoordinateChannels``);
-    ``width`` (default: the input's channels) widens G with a 3x3 entry conv."""
+    ``width`` (0, the default: the input's channels) widens G with a 3x3 entry conv."""
 
     def __init__(self, in_channels: int, n_upsample: int, res_blocks: int, norm: str = "ln",
-                 coordinates: bool = False, width: int | None = None):
+                 coordinates: bool = False, width: int = 0):
         super().__init__()
         channels = width or in_channels
         layers: list[nn.Module] = [CoordinateChannels()] if coordinates else []
