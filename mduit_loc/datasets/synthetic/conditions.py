@@ -47,10 +47,13 @@ class ConditionStyle:
         return calendar.timegm((year, month, day, hour, minute, 0))
 
 
+# Night: the sky is close to black (RobotCar's night frames show no skyline), so the outline of the
+# buildings against the sky, which a thumbnail matches well, is gone; lamps, lit windows and car lights
+# are what is left to see.
 _NIGHT = ConditionStyle(
-    foliage=Foliage(0.0, _BARE), ambient=(0.0035, 0.0035, 0.006), sky_zenith=(0.004, 0.005, 0.008),
-    sky_horizon=(0.032, 0.021, 0.014), date=(2014, 12, 10, 18, 50), exposure=3.2, fog_density=0.008,
-    fog_rgb=(0.025, 0.018, 0.012), lamps=14.0, lit_windows=0.3, car_lights=True, saturation=0.85,
+    foliage=Foliage(0.0, _BARE), ambient=(0.0035, 0.0035, 0.006), sky_zenith=(0.002, 0.002, 0.003),
+    sky_horizon=(0.004, 0.004, 0.005), date=(2014, 12, 10, 18, 50), exposure=3.2, fog_density=0.008,
+    fog_rgb=(0.004, 0.004, 0.004), lamps=14.0, lit_windows=0.3, car_lights=True, saturation=0.85,
     white_balance=(1.1, 0.95, 0.8), noise=0.065, blur=1.3, bloom=1.0,
 )
 

@@ -65,6 +65,17 @@ def test_snow_whitens_the_ground_and_night_lights_are_local(looks):
     assert np.median(night) < 60 and np.percentile(night, 99.5) > 150
 
 
+def test_the_night_sky_is_near_black_while_the_day_sky_is_bright(synth_town, looks):
+    # RobotCar's night frames show no skyline: the outline of the roofs against the sky, which a
+    # thumbnail matches well across conditions, must not survive into the night conditions
+    sky = np.stack([np.isinf(synth_town.depth(REFERENCE_CONDITION, 1, camera)) for camera in CAMERAS])
+    assert sky.mean() > 0.02, "frame 1 should show some sky"
+    for condition in NIGHT_CONDITIONS:
+        night_sky = looks[condition].mean(axis=3)[sky]
+        assert np.median(night_sky) < 45, (condition, np.median(night_sky))  # 68 with the lit sky of before
+    assert np.median(looks[REFERENCE_CONDITION].mean(axis=3)[sky]) > 150
+
+
 def test_summer_trees_carry_leaves_and_winter_trees_are_bare():
     grid_u, grid_v = np.meshgrid(np.linspace(0, 4, 80), np.linspace(0, 7, 140))
     u, v = grid_u.ravel().astype(np.float32), grid_v.ravel().astype(np.float32)
