@@ -5,7 +5,7 @@ DistributedDataParallel wrapper synchronises all their gradients. The contrastiv
 source, two positives: the real image of the same place from the epoch plan (§3.1's pose-supervised
 positive; masked out when the source has none) and the translated image I_{s->t} (eq. 5). With the
 ``--no-i2i`` ablation only E_c and H run, and a randomly colour-jittered copy of the source replaces
-I_{s->t} (Table 1, footnote 1).
+I_{s->t} (Table 1, footnote 1); ``jitter_positive`` keeps that copy as a third positive beside I_{s->t}.
 """
 from __future__ import annotations
 
@@ -121,6 +121,10 @@ class TrainForward(nn.Module):
         z_source, z_real, z_translated = z[:count], z[count:2 * count], z[2 * count:2 * count + t]
         # samples beyond the translation batch have no I_{s->t}: a placeholder, masked in the loss
         z_translated = torch.cat([z_translated, z_source[t:].detach()])
+        positives = [z_real, z_translated]
+        if self.config.jitter_positive:
+            positives.append(apply_in_chunks(model.head, apply_in_chunks(model.content_encoder,
+                                                                         color_jitter(source))))
         return {
             "translated": translated, "self_reconstruction": self_reconstruction, "cycle_reconstruction": cycle,
             "content_source": content_source[:t], "content_translated": content_translated,
@@ -128,7 +132,7 @@ class TrainForward(nn.Module):
             "filters_target": filters_target, "filters_translated": filters_translated,
             "filters_target_negative": filters_target_negative,
             **({"filters_target_positive": filters[3]} if len(filters) > 3 else {}),
-            "z_source": z_source, "z_positives": torch.stack([z_real, z_translated], 1),
+            "z_source": z_source, "z_positives": torch.stack(positives, 1),
             "z_negatives": z[2 * count + t:].view(count, n_neg, -1),
         }
 
@@ -141,8 +145,10 @@ def contrastive_terms(out: dict[str, torch.Tensor], labels: StepLabels,
     translated_rows = len(out["translated"]) if "translated" in out else count
     if config.translated_positive == "off":  # (without I2I its stand-in, the jittered copy, is off too)
         translated_rows = 0
-    mask = torch.stack([labels.real_positive.to(z_source.device),
-                        torch.arange(count, device=z_source.device) < translated_rows], 1)
+    columns = [labels.real_positive.to(z_source.device), torch.arange(count, device=z_source.device) < translated_rows]
+    if z_positives.shape[1] > 2:  # the jittered copy beside I_{s->t} (jitter_positive)
+        columns.append(torch.ones(count, dtype=torch.bool, device=z_source.device))
+    mask = torch.stack(columns, 1)
     negative_logits = losses.negative_similarities(z_source, z_negatives, out, labels.in_batch_negative)
     nce, accuracy = losses.multi_positive_nce(z_source, z_positives, mask, negative_logits, config.nce_temperature)
     if config.use_nce:

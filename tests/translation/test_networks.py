@@ -99,8 +99,9 @@ def test_init_weights_none_is_a_no_op():
 
 def test_generator_norm_setting():
     torch.manual_seed(0)
-    plain = build_mduit(small_config(generator_norm="none"), warn_untrained_vgg=False).generator
-    layer_norm = build_mduit(small_config(), warn_untrained_vgg=False).generator
+    plain = build_mduit(small_config(generator_norm="none", generator_coordinates=False),
+                        warn_untrained_vgg=False).generator
+    layer_norm = build_mduit(small_config(generator_coordinates=False), warn_untrained_vgg=False).generator
     assert not any(isinstance(m, torch.nn.GroupNorm) for m in plain.modules())
     assert sum(isinstance(m, torch.nn.GroupNorm) for m in layer_norm.modules()) == 4   # 2 in the res block, 2 up
     stylised = torch.randn(1, 16, 8, 8)
@@ -113,7 +114,8 @@ def test_generator_coordinates_let_g_tell_positions_apart():
     """Reflect padding makes G blind to position: a uniform input gives a uniform image. With the
     coordinate channels the same input gives an image that varies over the frame."""
     torch.manual_seed(0)
-    blind = build_mduit(small_config(), warn_untrained_vgg=False).generator
+    assert small_config().generator_coordinates   # the tiny recipe's G reads positions
+    blind = build_mduit(small_config(generator_coordinates=False), warn_untrained_vgg=False).generator
     placed = build_mduit(small_config(generator_coordinates=True), warn_untrained_vgg=False).generator
     uniform = torch.full((2, 16, 8, 8), 0.3)
     blind_image, placed_image = blind(uniform), placed(uniform)
@@ -125,8 +127,8 @@ def test_generator_coordinates_let_g_tell_positions_apart():
 
 def test_generator_width_widens_only_g():
     torch.manual_seed(0)
-    narrow = build_mduit(small_config(), warn_untrained_vgg=False)
-    wide = build_mduit(small_config(generator_width=32), warn_untrained_vgg=False)
+    narrow = build_mduit(small_config(generator_coordinates=False), warn_untrained_vgg=False)
+    wide = build_mduit(small_config(generator_width=32, generator_coordinates=False), warn_untrained_vgg=False)
     entry = wide.generator.layers[0][0]
     assert (entry.in_channels, entry.out_channels) == (16, 32)
     stylised = torch.randn(1, 16, 8, 8)

@@ -1,0 +1,39 @@
+"""The contrastive module's positives: real image, I_{s->t} and, with ``jitter_positive``, the jittered copy."""
+import torch
+
+from mduit_loc.translation import losses
+from mduit_loc.translation.mduit import build_mduit
+from mduit_loc.translation.steps import StepLabels, TrainForward, contrastive_terms
+
+from .conftest import small_config
+
+
+def _forward(config):
+    torch.manual_seed(0)
+    model = build_mduit(config, warn_untrained_vgg=False)
+    batch = torch.rand(3, config.rows_per_sample, 3, *config.image_size)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        return TrainForward(model)(batch)
+
+
+def test_full_model_has_two_positives_by_default():
+    out = _forward(small_config(batch_size=3))
+    assert out["z_positives"].shape[:2] == (3, 2)
+
+
+def test_jitter_positive_is_a_third_positive_of_every_sample():
+    config = small_config(batch_size=3, translation_batch_size=3, jitter_positive=True)
+    out = _forward(config)
+    assert out["z_positives"].shape[:2] == (3, 3)
+    # the second sample has no real positive; its I_{s->t} and jittered copy still count
+    labels = StepLabels(real_positive=torch.tensor([True, False, True]))
+    nce = contrastive_terms(out, labels, config)["nce"]
+    negatives = losses.negative_similarities(out["z_source"], out["z_negatives"], out, None)
+    three = torch.tensor([[True, True, True], [False, True, True], [True, True, True]])
+    expected = losses.multi_positive_nce(out["z_source"], out["z_positives"], three, negatives,
+                                         config.nce_temperature)[0]
+    torch.testing.assert_close(nce, expected)
+    without_jitter = losses.multi_positive_nce(out["z_source"], out["z_positives"][:, :2], three[:, :2], negatives,
+                                               config.nce_temperature)[0]
+    assert not torch.isclose(nce, without_jitter)
