@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-camera", action="store_true", help="retrieve only images of the query's camera")
     parser.add_argument("--per-location", action="store_true",
                         help="retrieve only images of the query's location (RobotCar per-location lists)")
+    parser.add_argument("--translated-penalty", type=float, default=0.0,
+                        help="index with translated copies (--translate-db): cosine taken off a copy's score "
+                             "before each database image keeps its best variant (default: 0, the paper's "
+                             "maximum; a positive value favours the original images)")
     parser.add_argument("--pose", choices=POSE_METHODS, default="top1",
                         help="top1 (default): pose of the best image; mean / weighted: average of the top "
                              "--pose-top-k poses; pnp: 6-DoF refinement with SIFT + PnP (falls back to top1). "
@@ -85,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     refine = RefineOptions(num_db_images=args.pnp_db_images, min_inliers=args.pnp_min_inliers,
                            ransac_max_error_px=args.pnp_max_error, lift_radius_px=args.pnp_lift_radius)
     options = QueryOptions(search=SearchOptions(k=args.top_k, per_camera=args.per_camera,
-                                                per_location=args.per_location, nprobe=args.nprobe),
+                                                per_location=args.per_location, nprobe=args.nprobe,
+                                                translated_penalty=args.translated_penalty),
                            extract=extract_options(args), pose=args.pose, pose_top_k=args.pose_top_k,
                            alpha=args.alpha, model=args.model, data=args.data,
                            image_root=str(args.image_root) if args.image_root else None, split=args.split,

@@ -52,10 +52,15 @@ class SearchOptions:
     query_chunk: int = 256             # queries per search chunk (bounds memory)
     db_block: int = 65536
     use_gpu_faiss: bool = True         # unmasked IVF searches on a FAISS GPU index when possible
+    # --translated-penalty: cosine taken off a translated copy's score before each image keeps its best
+    # variant (0: the paper's plain maximum; a blurred copy of a wrong place then often wins)
+    translated_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         if self.k < 1:
             raise MduitError(f"--top-k must be >= 1, got {self.k}")
+        if not 0.0 <= self.translated_penalty <= 2.0:
+            raise MduitError(f"--translated-penalty must be in [0, 2] (a cosine), got {self.translated_penalty}")
 
 
 @dataclass
@@ -250,4 +255,15 @@ def search(loaded_index: LoadedIndex, queries: np.ndarray, options: SearchOption
         nprobe = options.nprobe or loaded_index.nprobe or 1
         scores, ids = faiss_topk(loaded_index.faiss_index, queries, K, attributes, vector_cameras,
                                  vector_locations, options, nprobe)
+    if options.translated_penalty > 0:
+        scores = penalise_translated(scores, ids, table.vector_appearances, options.translated_penalty)
     return collapse_to_images(scores, ids, table.vector_images, table.vector_appearances, options.k)
+
+
+def penalise_translated(scores: np.ndarray, vector_ids: np.ndarray, vector_appearances: np.ndarray,
+                        penalty: float) -> np.ndarray:
+    """``scores`` with ``penalty`` taken off every candidate that is a translated copy (appearance
+    code > 0; code 0 is the original image); padded candidates (id -1) are left alone."""
+    valid = vector_ids >= 0
+    translated = valid & (vector_appearances[np.where(valid, vector_ids, 0)] > 0)
+    return np.where(translated, scores - np.float32(penalty), scores).astype(scores.dtype, copy=False)

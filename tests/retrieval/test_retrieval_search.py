@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mduit_loc.errors import MduitError
 from mduit_loc.poses import Pose
 from mduit_loc.retrieval.db_table import NO_LOCATION, DatabaseTable
 from mduit_loc.retrieval.faiss_index import IndexParams, LoadedIndex, build_faiss_index, resolve_params
@@ -13,6 +14,7 @@ from mduit_loc.retrieval.search import (
     allowed_matrix,
     collapse_to_images,
     exact_topk,
+    penalise_translated,
     search,
 )
 
@@ -62,6 +64,22 @@ def test_collapse_keeps_the_best_variant_per_image_hand_computed():
     assert result.image_ids.tolist() == [[0, 1], [2, 1]]
     assert result.scores == pytest.approx(np.array([[0.9, 0.7], [0.5, 0.3]]))
     assert result.appearance_ids.tolist() == [[1, 1], [1, 0]]
+
+
+def test_translated_penalty_lets_an_original_beat_a_copy_hand_computed():
+    # image 0: original 0.8; image 1: original 0.5, translated copy 0.9 (ids: image-major, 2 variants)
+    vector_images, vector_appearances = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
+    scores = np.array([[0.9, 0.8, 0.5, -np.inf]], np.float32)
+    ids = np.array([[3, 0, 2, -1]])
+    plain = collapse_to_images(scores, ids, vector_images, vector_appearances, k=2)
+    assert plain.image_ids.tolist() == [[1, 0]]                       # the paper's maximum: the copy wins
+    penalised = penalise_translated(scores, ids, vector_appearances, 0.2)
+    assert penalised == pytest.approx(np.array([[0.7, 0.8, 0.5, -np.inf]]))   # only the copy loses 0.2
+    result = collapse_to_images(penalised, ids, vector_images, vector_appearances, k=2)
+    assert result.image_ids.tolist() == [[0, 1]]
+    assert result.scores == pytest.approx(np.array([[0.8, 0.7]]))      # image 1 keeps max(0.5, 0.9 - 0.2)
+    with pytest.raises(MduitError, match="translated-penalty"):
+        SearchOptions(translated_penalty=-0.1)
 
 
 def test_collapse_pads_when_fewer_distinct_images_than_k():
