@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     translation.add_argument("--translator", metavar="RUN",
                              help="MDUIT run that translates the queries (default: the index's model, when it is "
                                   "an MDUIT run)")
+    translation.add_argument("--keep-original", type=float, default=0.0, metavar="W",
+                             help="describe each query as the normalised blend (1 - W) x translated + W x "
+                                  "original (default: 0, the translation alone)")
     group = parser.add_argument_group("pnp refinement")
     group.add_argument("--pnp-db-images", type=positive_int, default=5, help="top images matched (default: 5)")
     group.add_argument("--pnp-min-inliers", type=positive_int, default=20, help="accept a PnP pose with at least "
@@ -81,7 +84,8 @@ def query_translation(args: argparse.Namespace) -> QueryTranslationOptions | Non
         if args.translator is not None:
             raise MduitError("--translator translates queries: give --translate-queries-to CONDITION too")
         return None
-    return QueryTranslationOptions(condition=args.translate_queries_to, translator=args.translator)
+    return QueryTranslationOptions(condition=args.translate_queries_to, translator=args.translator,
+                                   keep_original=args.keep_original)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,9 @@ translator is any MDUIT run (``translator``); by default the index's own model w
 ``TranslatingDescriptor`` wraps the query descriptor: images are read at the translator's size,
 translated, resized to the descriptor's size (bilinear, antialiased, as the translated database) and
 described. Its vectors live in the descriptor's space, so it has the descriptor's identity and the
-index accepts it. Only retrieval sees the translation: PnP refinement matches the original image.
+index accepts it. Only retrieval sees the translation: PnP refinement matches the original image. With
+``keep_original`` w > 0 the query's vector is the normalised blend ``(1 - w) d(translated) + w d(original)``,
+so a translator that draws the condition's average street does not erase what only the original shows.
 """
 from __future__ import annotations
 
@@ -27,14 +29,20 @@ from mduit_loc.runtime import autocast
 class QueryTranslationOptions:
     condition: str                  # --translate-queries-to: the target condition (a domain of the translator)
     translator: str | None = None   # --translator RUN (default: the index's model, when it is an MDUIT run)
+    keep_original: float = 0.0      # --keep-original W: weight of the untranslated query's vector in the blend
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.keep_original < 1.0:
+            raise MduitError(f"--keep-original must be in [0, 1), got {self.keep_original}")
 
 
 class TranslatingDescriptor(GlobalDescriptor):
     """``descriptor`` applied to images first translated by ``translator`` with the filter ``filters``."""
 
-    def __init__(self, descriptor: GlobalDescriptor, translator, filters: torch.Tensor, condition: str):
+    def __init__(self, descriptor: GlobalDescriptor, translator, filters: torch.Tensor, condition: str,
+                 keep_original: float = 0.0):
         self.inner, self.translator_module, self.condition = descriptor, translator, condition
-        self.filters = filters
+        self.filters, self.keep_original = filters, keep_original
         self.name, self.dim, self.checksum, self.spec = descriptor.name, descriptor.dim, descriptor.checksum, \
             descriptor.spec
         self.device = descriptor.device
@@ -53,13 +61,22 @@ class TranslatingDescriptor(GlobalDescriptor):
             translated = self.translator_module.translate(batch, self.filters.expand(len(batch),
                                                                                     *self.filters.shape[1:]))
             translated = translated.float().clamp(0, 1)
-        if tuple(translated.shape[-2:]) != tuple(self.inner.image_size):
-            translated = F.interpolate(translated, size=tuple(self.inner.image_size), mode="bilinear",
-                                       align_corners=False, antialias=True)
-        return translated
+        return self._at_descriptor_size(translated)
+
+    def _at_descriptor_size(self, images: torch.Tensor) -> torch.Tensor:
+        if tuple(images.shape[-2:]) != tuple(self.inner.image_size):
+            images = F.interpolate(images, size=tuple(self.inner.image_size), mode="bilinear",
+                                   align_corners=False, antialias=True)
+        return images
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return self.inner(self.translate(images))
+        translated = self.inner(self.translate(images))
+        if self.keep_original <= 0:
+            return translated
+        original = self.inner(self._at_descriptor_size(images.to(translated.device).float()))
+        blend = ((1 - self.keep_original) * F.normalize(translated.float(), dim=-1)
+                 + self.keep_original * F.normalize(original.float(), dim=-1))
+        return F.normalize(blend, dim=-1).to(translated.dtype)
 
 
 def translating_descriptor(descriptor: GlobalDescriptor, options: QueryTranslationOptions,
@@ -76,4 +93,5 @@ def translating_descriptor(descriptor: GlobalDescriptor, options: QueryTranslati
     if options.condition not in filters:
         raise MduitError(f"--translate-queries-to {options.condition}: the translator has no such domain; "
                          f"it has {', '.join(sorted(filters))}")
-    return TranslatingDescriptor(descriptor, translator, filters[options.condition], options.condition)
+    return TranslatingDescriptor(descriptor, translator, filters[options.condition], options.condition,
+                                 options.keep_original)

@@ -51,7 +51,22 @@ def test_queries_are_translated_then_described_hand_computed(tmp_path):
     assert translated.scores["night/rear/q.png"][0] == pytest.approx(float(expected @ lime), abs=0.02)
     summary = json.loads((tmp_path / "res" / "summary.json").read_text())
     assert summary["options"]["translate_queries"] == {"condition": "overcast-reference",
-                                                       "translator": "test-mduit-domains"}
+                                                       "translator": "test-mduit-domains", "keep_original": 0.0}
+
+
+def test_keep_original_blends_the_translated_and_the_original_query_hand_computed():
+    # query (0.2, 0, 0): translated (0.1, 0.4, 0), original (1, 0, 0) once normalised; W = 0.25
+    options = QueryTranslationOptions(condition="overcast-reference", translator="test-mduit-domains",
+                                      keep_original=0.25)
+    wrapped = translating_descriptor(load_descriptor("test-color", CPU), options, CPU)
+    images = torch.zeros(1, 3, *wrapped.image_size)
+    images[:, 0] = 0.2
+    vector = wrapped(images)[0].numpy()
+    translated = np.array([0.1, 0.4, 0.0]) / np.linalg.norm([0.1, 0.4, 0.0])
+    blend = 0.75 * translated + 0.25 * np.array([1.0, 0.0, 0.0])
+    np.testing.assert_allclose(vector, blend / np.linalg.norm(blend), atol=1e-5)
+    with pytest.raises(MduitError, match="keep-original"):
+        QueryTranslationOptions(condition="night", keep_original=1.0)
 
 
 def test_the_wrapper_keeps_the_descriptor_identity_and_reads_at_the_translator_size():
