@@ -96,8 +96,12 @@ class TrainForward(nn.Module):
                                                             torch.cat([source, real_positive, jittered, negatives])))
             return {"z_source": z[:count], "z_positives": torch.stack([z[count:2 * count], z[2 * count:3 * count]], 1),
                     "z_negatives": z[3 * count:].view(count, n_neg, -1), "positive": jittered}
-        content = apply_in_chunks(model.content_encoder, torch.cat([source, real_positive, negatives]))
-        content_source, content_real, content_negatives = content[:count], content[count:2 * count], content[2 * count:]
+        # jitter_positive: the jittered copies go through E_c and H with the real images, after the negatives
+        jitter_images = [color_jitter(source)] if self.config.jitter_positive else []
+        content = apply_in_chunks(model.content_encoder, torch.cat([source, real_positive, negatives, *jitter_images]))
+        end_negatives = 2 * count + len(negatives)
+        content_source, content_real = content[:count], content[count:2 * count]
+        content_negatives, content_jittered = content[2 * count:end_negatives], content[end_negatives:]
         # the first `t` samples also train the translation module; all of them train the descriptor
         t = min(self.config.translation_batch_size or count, count)
         appearance_images = [source[:t], batch[:t, TARGET], batch[:t, TARGET_NEGATIVE]]
@@ -117,14 +121,13 @@ class TrainForward(nn.Module):
             content_for_z = apply_in_chunks(model.content_encoder, translated.detach())
         else:
             content_for_z = content_translated
-        z = apply_in_chunks(model.head, torch.cat([content_source, content_real, content_for_z, content_negatives]))
+        z = apply_in_chunks(model.head, torch.cat([content_source, content_real, content_for_z, content_negatives,
+                                                   content_jittered]))
         z_source, z_real, z_translated = z[:count], z[count:2 * count], z[2 * count:2 * count + t]
+        z_negatives, z_jittered = z[2 * count + t:end_negatives + t], z[end_negatives + t:]
         # samples beyond the translation batch have no I_{s->t}: a placeholder, masked in the loss
         z_translated = torch.cat([z_translated, z_source[t:].detach()])
-        positives = [z_real, z_translated]
-        if self.config.jitter_positive:
-            positives.append(apply_in_chunks(model.head, apply_in_chunks(model.content_encoder,
-                                                                         color_jitter(source))))
+        positives = [z_real, z_translated, *([z_jittered] if self.config.jitter_positive else [])]
         return {
             "translated": translated, "self_reconstruction": self_reconstruction, "cycle_reconstruction": cycle,
             "content_source": content_source[:t], "content_translated": content_translated,
@@ -133,7 +136,7 @@ class TrainForward(nn.Module):
             "filters_target_negative": filters_target_negative,
             **({"filters_target_positive": filters[3]} if len(filters) > 3 else {}),
             "z_source": z_source, "z_positives": torch.stack(positives, 1),
-            "z_negatives": z[2 * count + t:].view(count, n_neg, -1),
+            "z_negatives": z_negatives.view(count, n_neg, -1),
         }
 
 
@@ -146,7 +149,7 @@ def contrastive_terms(out: dict[str, torch.Tensor], labels: StepLabels,
     if config.translated_positive == "off":  # (without I2I its stand-in, the jittered copy, is off too)
         translated_rows = 0
     columns = [labels.real_positive.to(z_source.device), torch.arange(count, device=z_source.device) < translated_rows]
-    if z_positives.shape[1] > 2:  # the jittered copy beside I_{s->t} (jitter_positive)
+    if config.use_i2i and config.jitter_positive:  # the jittered copy beside I_{s->t}
         columns.append(torch.ones(count, dtype=torch.bool, device=z_source.device))
     mask = torch.stack(columns, 1)
     negative_logits = losses.negative_similarities(z_source, z_negatives, out, labels.in_batch_negative)
