@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     from mduit_loc.io_utils import write_json_atomic, write_text_atomic
     from mduit_loc.pipelines import nordland
-    from mduit_loc.pipelines.methods import MethodSpec
+    from mduit_loc.pipelines.methods import FUSED_WEIGHT, MethodSpec
     from mduit_loc.pipelines.threads import configure_threads
     from mduit_loc.pipelines.training import TrainingBudget, train_method
     from mduit_loc.retrieval.netvlad.train_config import parse_image_size
@@ -79,13 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[nordland] train {method.label} ({budget.describe(method.kind)})", file=sys.stderr, flush=True)
         runs[method.key] = train_method(data, method, work / "runs" / method.key, budget)
 
-    def ranked(model, key: str, translate: bool = False, translate_queries: bool = False):
+    def ranked(model, key: str, translate: bool = False, translate_queries: bool = False, fuse: float | None = None):
         print(f"[nordland] retrieve with {key}", file=sys.stderr, flush=True)
         index = key.removesuffix("-queries-translated")
         return nordland.retrieve_ranked(test_map, model, args.data, split, work / "index" / index, translate, domains,
                                         args.exemplars, args.num_workers, not args.no_progress,
                                         translate_queries_with=mduit_run if translate_queries else None,
-                                        reuse_index=translate_queries)
+                                        reuse_index=translate_queries, fuse_translations=fuse)
 
     trained = {key: f"{record.steps} steps, {record.seconds:.0f} s" for key, record in runs.items()}
     mduit_run, netvlad_run = work / "runs" / "mduit", work / "runs" / "netvlad"
@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             nordland.score_ranked("MDUIT z", ranked(mduit_run, "mduit"), split, trained["mduit"]),
             nordland.score_ranked(f"MDUIT z + translated database ({args.exemplars} winter appearances)",
                                   ranked(mduit_run, "mduit-translated", translate=True), split, "same model"),
+            nordland.score_ranked(f"MDUIT z + translated database fused into each image (weight {FUSED_WEIGHT:g})",
+                                  ranked(mduit_run, "mduit-translated-fused", translate=True, fuse=FUSED_WEIGHT),
+                                  split, "same model"),
             nordland.score_ranked("raw pixels, winter queries translated into summer by MDUIT",
                                   ranked("raw-pixels:32x64", "raw-queries-translated", translate_queries=True), split,
                                   "same MDUIT model"),

@@ -45,6 +45,7 @@ from mduit_loc.retrieval.api import (
     build_index,
     localize,
 )
+from mduit_loc.retrieval.cli_common import add_fuse_argument
 from mduit_loc.runtime import add_device_argument, resolve_device
 
 CSV_FILE, QUERY_CSV_FILE, PLOT_FILE = "eval.csv", "eval_queries.csv", "recall_curves.png"
@@ -80,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--per-camera", action="store_true", help="retrieve only images of the query's camera")
     group.add_argument("--per-location", action="store_true", help="retrieve only images of the query's location")
     group.add_argument("--translate-db", action="store_true", help="--model: index translated database copies too")
+    add_fuse_argument(group)
     group.add_argument("--pose", default="top1", help="pose from retrieval: top1 (default), mean, weighted, pnp")
     group.add_argument("--top-k", type=int, default=10, help="database images retrieved per query (default: 10)")
     group.add_argument("--batch-size", type=int, default=16, help="images per batch (default: 16)")
@@ -138,7 +140,8 @@ def _localize(kind: str, name: str, value: str, args: argparse.Namespace, datase
     device, extract = resolve_device(args.device), ExtractOptions(batch_size=args.batch_size)
     if kind == "model":
         index = build_index(dataset, value, out / f"index-{name}",
-                            IndexOptions(translate_db=args.translate_db, extract=extract, device=device))
+                            IndexOptions(translate_db=args.translate_db, fuse_translations=args.fuse_translations,
+                                         extract=extract, device=device))
     else:
         index = Path(value)
     items = [QueryItem(q.name, dataset.image_path(q.name), q.camera, q.location) for q in dataset.queries

@@ -46,6 +46,16 @@ def position_grid(max_position_m: float = 10.0, points: int = 200) -> np.ndarray
 
 
 _LEGEND_INSIDE_MAX = 5   # more methods than this: the legend would hide the curves
+_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
+            "tab:olive", "tab:cyan")
+_LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def line_styles(count: int) -> list[tuple[str, str]]:
+    """(colour, line style) of each of ``count`` methods, all distinct up to 40: the ten colours solid,
+    then dashed, ... (matplotlib's default cycle repeats its colours from the eleventh line on)."""
+    return [(_COLOURS[i % len(_COLOURS)], _LINE_STYLES[(i // len(_COLOURS)) % len(_LINE_STYLES)])
+            for i in range(count)]
 
 
 def plot_recall_curves(results: Sequence[EvaluationResult], path: str | Path,
@@ -62,11 +72,11 @@ def plot_recall_curves(results: Sequence[EvaluationResult], path: str | Path,
     try:
         for axis, subset in zip(axes[0], subsets):
             count = 0
-            for result in results:
+            for result, (colour, style) in zip(results, line_styles(len(results))):
                 position, rotation = result.errors(subset)
                 count = len(position)
                 axis.plot(grid, 100.0 * recall_curve(position, rotation, grid, rotation_deg), label=result.method,
-                          linewidth=1.8)
+                          color=colour, linestyle=style, linewidth=1.8)
             for threshold in results[0].thresholds:
                 if _MIN_POSITION_M <= threshold.position_m <= max_position_m:
                     axis.axvline(threshold.position_m, color="0.6", linestyle=":", linewidth=1)

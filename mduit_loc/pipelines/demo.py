@@ -21,7 +21,7 @@ from mduit_loc.evaluation.tables import main_table, write_csv, write_query_csv
 from mduit_loc.pipelines.clock import StageClock, format_seconds
 from mduit_loc.pipelines.demo_report import write_demo_report
 from mduit_loc.pipelines.grids import quality_done, translation_grids, translation_quality_tables
-from mduit_loc.pipelines.methods import MethodSpec, RetrievalProtocol
+from mduit_loc.pipelines.methods import FUSED_WEIGHT, MethodSpec, RetrievalProtocol
 from mduit_loc.pipelines.stages import (
     evaluate_poses,
     localize_method,
@@ -36,9 +36,11 @@ QUALITY_DIR = "translation_quality"   # mduit-loc translation-quality's files fo
 DEMO_METHODS = (
     MethodSpec(label="Raw pixels (no training)", key="raw-pixels", kind="raw"),
     MethodSpec(label="NetVLAD", key="netvlad", kind="netvlad"),
-    MethodSpec(label="MDUIT z (translated db)", key="mduit", kind="mduit", translate_db=True),
+    MethodSpec(label="MDUIT z (translated db)", key="mduit", kind="mduit", translate_db=True,
+               fuse_translations=FUSED_WEIGHT),
     MethodSpec(label="MDUIT z, queries translated", key="mduit-queries-translated", kind="mduit", translate_db=True,
-               trained_by="mduit", translate_queries_to="overcast-reference", translator="mduit"),
+               fuse_translations=FUSED_WEIGHT, trained_by="mduit", translate_queries_to="overcast-reference",
+               translator="mduit"),
 )
 
 

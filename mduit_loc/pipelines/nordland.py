@@ -167,9 +167,10 @@ def retrieve_ranked(test_map: Path, model: str | Path, query_root: Path, split: 
                     translate_db: bool = False, appearance_data: Path | None = None, exemplars: int = 3,
                     num_workers: int | None = None, progress: bool = True,
                     device: torch.device | None = None, translate_queries_with: Path | None = None,
-                    reuse_index: bool = False) -> dict[str, list[str]]:
+                    reuse_index: bool = False, fuse_translations: float | None = None) -> dict[str, list[str]]:
     """Winter test frames -> summer test frames ranked by the model (``retrieval.api``), names as
     ``<season>/<frame>``; with ``translate_db`` the summer map is also indexed in winter appearances;
+    ``fuse_translations``: those copies fused into each image's vector (``IndexOptions``);
     with ``translate_queries_with`` (an MDUIT run) each winter query is first translated into summer.
     ``reuse_index``: query an index already built in ``index_dir`` by the same call without queries
     translated."""
@@ -179,7 +180,8 @@ def retrieve_ranked(test_map: Path, model: str | Path, query_root: Path, split: 
                                     appearance_data=str(appearance_data) if appearance_data else None)
     if not (reuse_index and (Path(index_dir) / "manifest.json").is_file()):
         build_index(test_map, str(model), index_dir,
-                    IndexOptions(translate_db=translate_db, appearances=appearances, extract=extract, device=device))
+                    IndexOptions(translate_db=translate_db, appearances=appearances, extract=extract, device=device,
+                                 fuse_translations=fuse_translations if translate_db else None))
     queries = [QueryItem(f"winter/{name}", Path(query_root) / "winter" / name) for name in split.test]
     translation = (QueryTranslationOptions(condition="summer", translator=str(Path(translate_queries_with).resolve()))
                    if translate_queries_with is not None else None)

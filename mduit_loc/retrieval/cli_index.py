@@ -20,7 +20,13 @@ import argparse
 from pathlib import Path
 
 from mduit_loc.retrieval.api import AppearanceOptions, IndexOptions, build_index
-from mduit_loc.retrieval.cli_common import add_loading_arguments, extract_options, positive_int, setup_logging
+from mduit_loc.retrieval.cli_common import (
+    add_fuse_argument,
+    add_loading_arguments,
+    extract_options,
+    positive_int,
+    setup_logging,
+)
 from mduit_loc.retrieval.faiss_index import INDEX_TYPES, IndexParams, load_index
 from mduit_loc.retrieval.translated_db import STRATEGIES
 from mduit_loc.runtime import resolve_device
@@ -60,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--conditions", nargs="+", help="conditions to take appearances from "
                                                        "(default: all but the map's)")
     group.add_argument("--appearance-data", help="dataset to take appearance images from (default: --db)")
+    add_fuse_argument(group)
     group.add_argument("--save-translations", action="store_true",
                        help="also write the translated images to INDEX/translations/")
     group.add_argument("--seed", type=int, default=0, help="seed of the appearance choice (default: 0)")
@@ -77,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
                          nprobe=args.nprobe)
     options = IndexOptions(params=params, extract=extract_options(args, fp16=args.fp16, overwrite=args.overwrite),
                            translate_db=args.translate_db, translator=args.translator, appearances=appearances,
-                           save_translations=args.save_translations, image_root=args.image_root,
+                           save_translations=args.save_translations, fuse_translations=args.fuse_translations,
+                           image_root=args.image_root,
                            device=resolve_device(args.device))
     context = init_distributed(options.device)   # under torchrun: the descriptors are computed sharded
     try:
@@ -88,9 +96,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     loaded = load_index(out)
     manifest, table = loaded.manifest, loaded.table
-    counts = manifest["counts"]
-    print(f"{out}: {manifest['index']['type']} index of {counts['vectors']} vectors "
-          f"({counts['images']} images x {counts['appearances']} appearance(s)), "
+    counts, translation = manifest["counts"], manifest.get("translation") or {}
+    variants = (f"{counts['images']} images, each fused with its {len(translation['appearances'])} translated "
+                f"copies at weight {translation['fused_weight']:g}" if "fused_weight" in translation
+                else f"{counts['images']} images x {counts['appearances']} appearance(s)")
+    print(f"{out}: {manifest['index']['type']} index of {counts['vectors']} vectors ({variants}), "
           f"{manifest['descriptor']['name']} dim {manifest['descriptor']['dim']}"
           + (f"; {counts['failed_images']} unreadable image(s) left out" if counts["failed_images"] else "")
           + ("; the images have no poses: queries get pairs and scores, no pose" if not table.num_posed else ""))

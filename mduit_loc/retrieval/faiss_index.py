@@ -10,7 +10,10 @@ Index directory layout (``mduit-loc index --out INDEX``)::
     INDEX/index.faiss         inner-product index over all vectors (IndexFlatIP / IndexIVFFlat /
                               IndexIVFPQ); vectors are L2-normalised, so scores are cosine similarities
     INDEX/database.tsv        vector id -> database image, appearance, camera, location, pose
-                              (``mduit_loc.retrieval.db_table``)
+                              (``mduit_loc.retrieval.db_table``); with ``--fuse-translations W`` one
+                              row per image (appearance ``original``): its vector is the original's
+                              blended with its translated copies, and the manifest's
+                              ``translation.fused_weight`` records W
     INDEX/descriptors.h5      descriptors of the original database images (hloc global layout)
     INDEX/translations.h5     descriptors of translated variants, named ``<appearance>/<image>``
     INDEX/appearances.json    the target appearances used for translation (``--translate-db``)

@@ -125,6 +125,8 @@ def validate_manifest(manifest: dict, path: Path) -> None:
         _get(translation, "translator_checksum", "translation", path, _optional_text, "a checksum")
         _get(translation, "appearances", "translation", path,
              lambda v: isinstance(v, list) and all(_is_text(a) for a in v), "a list of appearance names")
+        _get(translation, "fused_weight", "translation", path, lambda v: _is_number(v) and 0 <= v <= 1,
+             "a weight in [0, 1] (the copies were fused into each image's vector)", required=False)
     files = _section(manifest, "files", path)
     for name in REQUIRED_FILES:
         if name not in files:

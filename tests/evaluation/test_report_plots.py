@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mduit_loc.errors import DataNotFoundError
-from mduit_loc.evaluation.plots import plot_recall_curves, save_image_grid
+from mduit_loc.evaluation.plots import line_styles, plot_recall_curves, save_image_grid
 from mduit_loc.evaluation.report import ReportImage, ReportSection, evaluation_sections, write_report
 from mduit_loc.evaluation.tables import Table
 
@@ -21,6 +21,12 @@ def test_recall_plot_is_written(tmp_path):
     data = path.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 5000
     assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_every_method_of_a_large_table_gets_its_own_line_style():
+    styles = line_styles(13)   # Table 1 has 11 rows; matplotlib's cycle repeats colours from the 11th
+    assert len(set(styles)) == 13
+    assert styles[0] == ("tab:blue", "-") and styles[10] == ("tab:blue", "--") and styles[12][1] == "--"
 
 
 def test_image_grid_is_written(tmp_path):

@@ -62,7 +62,7 @@ def test_demo_runs_end_to_end_then_skips_every_stage(mini_benchmark, tmp_path, c
     # Raw pixels train nothing; the query-translation row reuses the MDUIT model and its index.
     assert not (out / "runs" / "raw-pixels").exists() and not (out / "runs" / "mduit-queries-translated").exists()
     assert sorted(p.name for p in (out / "index").iterdir() if p.is_dir()) == [
-        "mduit-translated-db", "netvlad", "raw-pixels"]
+        "mduit-translated-db-fused0.5", "netvlad", "raw-pixels"]
     summary = json.loads((out / "results" / "mduit-queries-translated" / "summary.json").read_text())
     assert "overcast-reference" in json.dumps(summary)
 

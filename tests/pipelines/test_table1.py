@@ -12,9 +12,10 @@ import torch
 
 from mduit_loc import cli
 from mduit_loc.pipelines import cli_table1, table1, training
-from mduit_loc.pipelines.methods import MethodSpec, RetrievalProtocol
+from mduit_loc.pipelines.methods import FUSED_WEIGHT, MethodSpec, RetrievalProtocol
 from mduit_loc.pipelines.table1 import PAPER_TABLE1, TABLE1_METHODS, Table1, Table1Row, run_table1
 from mduit_loc.pipelines.training import TrainingBudget, TrainingRecord
+from mduit_loc.retrieval.faiss_index import load_index
 
 from .test_demo import render_mini_benchmark
 
@@ -23,7 +24,7 @@ MINI_BUDGET = TrainingBudget(seconds=60.0, mduit_steps=1, netvlad_steps=1,
                              netvlad_image_size=(32, 32), num_workers=0, progress=False)
 MINI_PROTOCOL = RetrievalProtocol(num_workers=0, progress=False)
 ROWS = ["Raw pixels (no training)", "NetVLAD", "w/o I2I, NCE", "w/o I2I", "w/o NCE", "Full", "Full, plain db",
-        "Raw pixels, queries translated", "NetVLAD, queries translated", "Full, queries translated"]
+        "Full, best copy", "Raw pixels, queries translated", "NetVLAD, queries translated", "Full, queries translated"]
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,8 @@ def test_the_rows_are_the_papers_ablations():
                      "w/o I2I": ("mduit", {"use_i2i": False}, False),
                      "w/o NCE": ("mduit", {"use_nce": False}, True),
                      "Full": ("mduit", {}, True)}
+    fused = {m.label: m.fuse_translations for m in TABLE1_METHODS if m.translate_db}
+    assert fused == {"w/o NCE": FUSED_WEIGHT, "Full": FUSED_WEIGHT} and table1.FULL_BEST_COPY.fuse_translations is None
     assert PAPER_TABLE1["Full"] == (8.5, 31.8, 88.2, 4.1, 14.2, 61.0)
     assert PAPER_TABLE1["NetVLAD"] == (6.4, 26.3, 90.9, 0.3, 2.3, 15.9)
 
@@ -73,12 +76,18 @@ def test_table1_trains_every_row_then_resumes_per_method(mini_benchmark, tmp_pat
     assert "Ours (the paper's RobotCar Seasons number in parentheses)" in markdown and "(88.2)" in markdown
     # The plain-database row reuses Full's model; the models with I2I indexed translated copies.
     assert not (out / "runs" / "mduit-full-plain-db").exists()
-    assert (out / "index" / "mduit-full-translated-db" / "translations.h5").is_file()
+    assert (out / "index" / "mduit-full-translated-db-fused0.5" / "translations.h5").is_file()
     assert not (out / "index" / "mduit-no-i2i" / "translations.h5").exists()
     # The query-translation rows reuse the indexes of their methods and translate with Full's model.
     assert sorted(p.name for p in (out / "index").iterdir() if p.is_dir()) == [
-        "mduit-full", "mduit-full-translated-db", "mduit-no-i2i", "mduit-no-i2i-no-nce", "mduit-no-nce-translated-db",
-        "netvlad", "raw-pixels"]
+        "mduit-full", "mduit-full-translated-db", "mduit-full-translated-db-fused0.5", "mduit-no-i2i",
+        "mduit-no-i2i-no-nce", "mduit-no-nce-translated-db-fused0.5", "netvlad", "raw-pixels"]
+    # Fused rows hold one vector per image; the best-copy row one per copy.
+    fused = load_index(out / "index" / "mduit-full-translated-db-fused0.5")
+    copies = load_index(out / "index" / "mduit-full-translated-db")
+    assert fused.table.num_vectors == fused.table.num_images == copies.table.num_images
+    assert copies.table.num_vectors == copies.table.num_images * len(copies.table.appearances) > fused.table.num_vectors
+    assert fused.manifest["translation"]["fused_weight"] == 0.5
     summary = json.loads((out / "results" / "netvlad-queries-translated" / "summary.json").read_text())
     assert "overcast-reference" in json.dumps(summary) and "mduit-full" in json.dumps(summary)
 

@@ -120,3 +120,19 @@ def test_query_translate_queries_to_end_to_end(tmp_path, capsys):
                      "0", "--no-progress", "--device", "cpu", "--out", str(tmp_path / "z"),
                      "--translate-queries-to", "night"]) == 0
     assert (tmp_path / "z" / "pairs.txt").is_file()
+
+
+def test_index_fuse_translations_end_to_end(tmp_path, capsys):
+    data, run = mini_benchmark_and_model(tmp_path / "mini")
+    common = ["index", "--db", str(data), "--model", str(run), "--num-workers", "0", "--no-progress",
+              "--device", "cpu"]
+    assert cli.main([*common, "--out", str(tmp_path / "fused"), "--translate-db", "--fuse-translations"]) == 0
+    printed = capsys.readouterr().out
+    manifest = json.loads((tmp_path / "fused" / "manifest.json").read_text())
+    copies = len(manifest["translation"]["appearances"])
+    assert copies >= 1 and manifest["translation"]["fused_weight"] == 0.5   # the flag's default weight
+    assert manifest["counts"]["vectors"] == manifest["counts"]["images"]
+    assert f"images, each fused with its {copies} translated copies at weight 0.5)" in printed
+    assert cli.main([*common, "--out", str(tmp_path / "x"), "--fuse-translations", "0.3"]) == 2
+    assert "--fuse-translations needs --translate-db" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -97,6 +97,39 @@ def test_translated_database_indexes_every_variant_and_collapses_them(two_condit
     assert results.appearances["rear/pink.png"][0] == "snow-0"
 
 
+def _unit(values: np.ndarray) -> np.ndarray:
+    return values / np.linalg.norm(values, axis=-1, keepdims=True)
+
+
+def test_fused_translations_store_one_blended_vector_per_image(two_condition_dataset, tmp_path):
+    dataset = _train_split(two_condition_dataset)
+    options = fakes.index_options(translate_db=True, fuse_translations=0.25)
+    index_dir = build_index(dataset, "test-mduit", tmp_path / "index", options)
+    loaded = load_index(index_dir)
+    assert loaded.table.appearances == ["original"] and loaded.table.num_vectors == loaded.table.num_images == 2
+    assert loaded.manifest["translation"]["fused_weight"] == 0.25
+    assert loaded.manifest["translation"]["appearances"] == ["night-0", "snow-0"]
+    names = loaded.table.image_names
+    _, originals = read_descriptors(index_dir / "descriptors.h5", names)
+    _, night = read_descriptors(index_dir / "translations.h5", [f"night-0/{n}" for n in names])
+    _, snow = read_descriptors(index_dir / "translations.h5", [f"snow-0/{n}" for n in names])
+    # Hand-built: 3/4 of the original's unit vector plus 1/4 of the mean of its copies' unit vectors.
+    expected = _unit(0.75 * _unit(originals) + 0.25 * (_unit(night) + _unit(snow)) / 2)
+    assert loaded.vectors() == pytest.approx(expected.astype(np.float32), abs=1e-5)
+    assert not np.allclose(loaded.vectors(), _unit(originals), atol=1e-3)   # the copies did count
+    plain = load_index(build_index(dataset, "test-mduit", tmp_path / "plain", fakes.index_options()))
+    zero = load_index(build_index(dataset, "test-mduit", tmp_path / "zero",
+                                  fakes.index_options(translate_db=True, fuse_translations=0.0)))
+    assert zero.vectors() == pytest.approx(plain.vectors(), abs=1e-5)
+
+
+@pytest.mark.parametrize("fields, message", [({"fuse_translations": 0.5}, "needs --translate-db"),
+                                             ({"translate_db": True, "fuse_translations": 1.5}, r"in \[0, 1\]")])
+def test_fused_translations_refuse_bad_settings(fields, message):
+    with pytest.raises(MduitError, match=message):
+        fakes.index_options(**fields)
+
+
 def test_cluster_appearances_from_unlabelled_test_queries_and_refusal_without_a_translator(
         two_condition_dataset, tmp_path):
     dataset = two_condition_dataset  # queries of the test split only: their appearance may still be used
