@@ -91,7 +91,7 @@ def plot_recall_curves(results: Sequence[EvaluationResult], path: str | Path,
             axis.set_title(f"{subset.replace('-', ' ')} ({count} queries)")
             axis.grid(True, alpha=0.3)
             if len(results) <= _LEGEND_INSIDE_MAX:
-                axis.legend(loc="lower right", fontsize="small")
+                axis.legend(loc="upper left", fontsize="small")  # cumulative curves leave the top left empty
         if len(results) > _LEGEND_INSIDE_MAX:  # one shared legend below the panels instead of over the curves
             handles, labels = axes[0][0].get_legend_handles_labels()
             figure.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize="small",
