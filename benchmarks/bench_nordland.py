@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
                                   ranked(mduit_run, "mduit-queries-translated", translate_queries=True), split,
                                   "same model")]
     table = nordland.rows_markdown(rows, split)
+    grid = nordland.translation_examples(mduit_run, args.data, split, work / "translations")
+    print(f"[nordland] winter -> summer translations of test frames, true summer frames beneath: {grid}",
+          file=sys.stderr, flush=True)
     seconds = time.perf_counter() - started
     header = (f"Nordland, winter -> summer, {args.image_size} input, {budget.describe('mduit')} of training per "
               f"method, {threads} torch thread(s); this run took {seconds / 60:.1f} min")

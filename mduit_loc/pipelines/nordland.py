@@ -44,6 +44,8 @@ from mduit_loc.retrieval.api import (
     localize,
 )
 from mduit_loc.runtime import default_device
+from mduit_loc.translation.grid import GridOptions
+from mduit_loc.translation.translate import translate_images
 
 SEASONS = ("summer", "winter")
 TOLERANCE_FRAMES = 2
@@ -209,3 +211,17 @@ def rows_markdown(rows: Sequence[NordlandRow], split: NordlandSplit) -> str:
                   f"trained on frames {frame_number(split.train[0])}-{frame_number(split.train[-1])}. "
                   f"Chance for top-1 within ±{TOLERANCE_FRAMES}: about {100 * chance:.1f} %._"]
     return "\n".join(lines)
+
+
+def translation_examples(mduit_run: Path, root: Path, split: NordlandSplit, out: Path, count: int = 5,
+                         device: torch.device | None = None) -> Path:
+    """``count`` winter test frames, evenly spaced along the test half, translated into summer (the
+    domain-mean appearance) with the true summer frame of each beneath: ``out/grid.png``."""
+    if not split.test:
+        raise MduitError("the Nordland split has no test frames to translate")
+    picks = [split.test[int(i)] for i in np.linspace(0, len(split.test) - 1, min(count, len(split.test)))]
+    winter = [Path(root) / "winter" / name for name in picks]
+    truth = [[Path(root) / "summer" / name] for name in picks]
+    grid = GridOptions(truth_note="true summer: the same frame of the summer traversal (real; G never saw it)")
+    return translate_images(mduit_run, winter, ["domain:summer"], out, device=device or default_device(),
+                            truth=truth, grid=grid).grid

@@ -31,6 +31,7 @@ _PAD = 6
 class GridOptions:
     cell: int = 192                 # tile height in the grid (px): a facade stays recognisable
     resample: str = "nearest"       # upscaling: "nearest" (the model's pixels) or "bicubic"
+    truth_note: str = "true renderings: the aligned set, at the same pose"   # what the true images are
 
     def __post_init__(self):
         if self.resample not in RESAMPLING:

@@ -127,7 +127,7 @@ def _grid(thumbs: np.ndarray, cells: np.ndarray, sources: list[Path], targets: S
     names = [f"{t[len(DOMAIN_PREFIX):]}\n(domain mean W)" if isinstance(t, str) else image_label(t).split("\n")[0]
              for t in targets[:count_t]]
     single_truth = truth is not None and count_t == 1
-    columns = ["source", *names] + ([f"true {names[0]}"] if single_truth else [])
+    columns = ["source", *names] + ([f"true {names[0].splitlines()[0]}"] if single_truth else [])
     blank = [None] if single_truth else []
     rows = []
     if any(h is not None for h in headers[:count_t]):
@@ -142,8 +142,7 @@ def _grid(thumbs: np.ndarray, cells: np.ndarray, sources: list[Path], targets: S
         else:
             rows.append(GridRow(image_label(sources[i]), tiles, gap))
             rows.append(GridRow("true rendering\n(same pose)", [None, *truth[i]]))
-    note = options.describe(size) + ("; true renderings: the aligned set, at the same pose" if truth is not None
-                                     else "")
+    note = options.describe(size) + (f"; {options.truth_note}" if truth is not None else "")
     return labelled_grid(columns, rows, options, note=note)
 
 

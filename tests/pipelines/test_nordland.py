@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mduit_loc.errors import FormatError, MduitError
 from mduit_loc.pipelines import nordland
@@ -95,3 +96,26 @@ def test_missing_data_is_skipped_with_its_reason(tmp_path, capsys):
     assert bench.main(["--data", str(tmp_path / "half"), "--work", str(tmp_path / "work")]) == 0
     assert "no winter folder" in capsys.readouterr().out
     assert not (tmp_path / "work").exists()
+
+
+def test_translation_examples_show_evenly_spaced_test_frames_with_their_truth(tmp_path):
+    import warnings
+
+    from mduit_loc.translation.api import train
+
+    from ..evaluation.mini_mduit import MINI_MODEL
+
+    root = _fake_nordland(tmp_path / "nordland", range(10, 130, 10))
+    split = nordland.split_frames(nordland.list_frames(root))
+    domains = nordland.write_domain_folders(root, split.train, tmp_path / "domains")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*no pretrained VGG-16 weights.*")
+        train("tiny", domains, tmp_path / "run", overrides=MINI_MODEL, max_steps=2, device="cpu", progress=False,
+              num_workers=0, threads=1)
+    grid = nordland.translation_examples(tmp_path / "run", root, split, tmp_path / "out", count=3,
+                                         device=torch.device("cpu"))
+    assert grid == tmp_path / "out" / "grid.png" and grid.stat().st_size > 0
+    # First, middle and last test frames, each translated into the summer domain's mean appearance.
+    written = sorted(p.name for p in (tmp_path / "out").glob("*.png") if p.name != "grid.png")
+    picks = [split.test[0], split.test[(len(split.test) - 1) // 2], split.test[-1]]
+    assert written == [f"{i:03d}_{name.removesuffix('.png')}__00_domain-summer.png" for i, name in enumerate(picks)]
