@@ -93,6 +93,8 @@ def test_table_reader_takes_bom_and_crlf_and_refuses_inconsistent_rows_and_escap
     (lambda m: m["index"].update(type="ivf"), r'"index.nlist": a positive integer \(the field is missing\)'),
     (lambda m: m.pop("files"), r'"files": an object \(the field is missing\)'),
     (lambda m: m.update(version=1), r"index format version 2 \(rebuild the index\), got '1'"),
+    (lambda m: m.update(translation={"translator_checksum": None, "appearances": ["night-0"], "fused_weight": 2}),
+     r'"translation.fused_weight": a weight in \[0, 1\]'),
 ])
 def test_every_manifest_field_is_validated_with_a_clear_error(index_dir, edit, expected):
     edit_manifest(index_dir, edit, reseal=False)   # validation comes first: the field is named
