@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from mduit_loc.errors import MduitError
+from mduit_loc.retrieval.options import DEFAULT_FUSE_WEIGHT
 from mduit_loc.runtime import default_device
 
 METHOD_KINDS = ("mduit", "netvlad", "raw")
@@ -13,7 +15,7 @@ RAW_PIXELS_SPEC = "raw-pixels"     # the untrained baseline: a 16 x 16 normalise
 # Translated databases of the comparisons fuse each image's copies into its vector at this weight
 # (``IndexOptions.fuse_translations``): keeping each copy as its own vector let blurred copies of wrong
 # places win (Table 1's Full, night: 29.4 % with the best copy, 34.0 % fused, 33.3 % without copies).
-FUSED_WEIGHT = 0.5
+FUSED_WEIGHT = DEFAULT_FUSE_WEIGHT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,7 +48,11 @@ class MethodSpec:
         """The index folder: rows that describe the database alike share one."""
         return self.run_key + (f"-{self.view.replace(':', '-')}" if self.view else "") + \
             ("-translated-db" if self.translate_db else "") + \
-            (f"-fused{self.fuse_translations:g}" if self.translate_db and self.fuse_translations is not None else "")
+            (f"-fused{self.fuse_translations:g}" if self.fuse_translations is not None else "")
+
+    def __post_init__(self) -> None:
+        if self.fuse_translations is not None and not self.translate_db:
+            raise MduitError(f"method {self.key}: fuse_translations needs translate_db (no copies to fuse)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -182,8 +182,8 @@ def retrieve_ranked(test_map: Path, model: str | Path, query_root: Path, split: 
                                     appearance_data=str(appearance_data) if appearance_data else None)
     if not (reuse_index and (Path(index_dir) / "manifest.json").is_file()):
         build_index(test_map, str(model), index_dir,
-                    IndexOptions(translate_db=translate_db, appearances=appearances, extract=extract, device=device,
-                                 fuse_translations=fuse_translations if translate_db else None))
+                    IndexOptions(translate_db=translate_db, fuse_translations=fuse_translations,
+                                 appearances=appearances, extract=extract, device=device))
     queries = [QueryItem(f"winter/{name}", Path(query_root) / "winter" / name) for name in split.test]
     translation = (QueryTranslationOptions(condition="summer", translator=str(Path(translate_queries_with).resolve()))
                    if translate_queries_with is not None else None)

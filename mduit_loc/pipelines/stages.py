@@ -98,7 +98,7 @@ def localize_method(data: Path, run_dir: Path, method: MethodSpec, index_dir: Pa
     model, checksum = method_model(method, run_dir)
     index_marker = Path(index_dir).with_name(Path(index_dir).name + "." + STAGE_FILE)
     wanted_index: dict[str, Any] = {"model": model, "checksum": checksum, "translate_db": method.translate_db}
-    if method.translate_db and method.fuse_translations is not None:
+    if method.fuse_translations is not None:   # only then: markers of unfused indexes stay valid
         wanted_index["fuse_translations"] = method.fuse_translations
     translation = None
     if method.translate_queries_to is not None:
@@ -116,9 +116,9 @@ def localize_method(data: Path, run_dir: Path, method: MethodSpec, index_dir: Pa
     extract = ExtractOptions(batch_size=protocol.batch_size, num_workers=protocol.num_workers,
                              progress=protocol.progress)
     if not (_marker_matches(index_marker, wanted_index) and (Path(index_dir) / "manifest.json").is_file()):
-        fuse = method.fuse_translations if method.translate_db else None
-        build_index(data, model, index_dir, IndexOptions(translate_db=method.translate_db, fuse_translations=fuse,
-                                                         extract=extract, device=protocol.device))
+        build_index(data, model, index_dir, IndexOptions(translate_db=method.translate_db, extract=extract,
+                                                         fuse_translations=method.fuse_translations,
+                                                         device=protocol.device))
         write_json_atomic(index_marker, wanted_index)
     search = SearchOptions(k=protocol.top_k, per_camera=protocol.per_camera, per_location=protocol.per_location)
     query_options = QueryOptions(search=search, extract=extract, pose=protocol.pose, data=str(data), split="test",

@@ -5,6 +5,7 @@ import argparse
 import logging
 
 from mduit_loc.retrieval.extract import ON_ERROR_CHOICES, ExtractOptions
+from mduit_loc.retrieval.options import DEFAULT_FUSE_WEIGHT
 from mduit_loc.runtime import add_device_argument
 
 
@@ -20,12 +21,13 @@ def positive_int(text: str) -> int:
 
 def add_fuse_argument(group) -> None:
     """``--fuse-translations [W]`` (``IndexOptions.fuse_translations``), of ``index`` and ``eval``."""
-    group.add_argument("--fuse-translations", type=float, nargs="?", const=0.5, metavar="W",
+    group.add_argument("--fuse-translations", type=float, nargs="?", const=DEFAULT_FUSE_WEIGHT, metavar="W",
                        help="with --translate-db: store one vector per database image, the normalised blend "
-                            "(1-W) z(original) + W mean z(translated copies) (W default 0.5), instead of one "
-                            "vector per copy where an image scores its best copy (the paper's rule: a blurred "
-                            "copy of a wrong place then often wins). Measured on Table 1's Full model, night "
-                            "recall at (5 m, 10 deg): best copy 29.4 %%, fused 34.0 %%, no copies 33.3 %%")
+                            f"(1-W) z(original) + W mean z(translated copies) (W default {DEFAULT_FUSE_WEIGHT:g}), "
+                            "instead of one vector per copy where an image scores its best copy (the paper's "
+                            "rule: a blurred copy of a wrong place then often wins). Measured on Table 1's Full "
+                            "model, night recall at (5 m, 10 deg): best copy 29.4 %%, fused 34.0 %%, no copies "
+                            "33.3 %%")
 
 
 def add_loading_arguments(parser: argparse.ArgumentParser) -> None:

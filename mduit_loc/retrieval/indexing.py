@@ -79,14 +79,16 @@ def _translated_vectors(dataset, descriptor, names, paths, staged: OutputSet, op
     return [a.name for a in appearances], np.stack(per_appearance, axis=1), manifest
 
 
+def _unit(values: np.ndarray) -> np.ndarray:
+    """``values`` scaled to unit L2 norm along the last axis (zero vectors stay zero)."""
+    return values / np.maximum(np.linalg.norm(values, axis=-1, keepdims=True), 1e-12)
+
+
 def fuse_variants(originals: np.ndarray, translated: np.ndarray, weight: float) -> np.ndarray:
     """One unit vector per image: ``(1 - weight) * original + weight * mean of its translated copies``
     ((M, D) originals, (M, A, D) copies), each input normalised first so that every copy counts alike."""
-    def unit(values: np.ndarray) -> np.ndarray:
-        return values / np.maximum(np.linalg.norm(values, axis=-1, keepdims=True), 1e-12)
-
-    fused = (1.0 - weight) * unit(originals.astype(np.float64)) + weight * unit(translated.astype(np.float64)).mean(1)
-    return unit(fused).astype(np.float32)
+    fused = (1.0 - weight) * _unit(originals.astype(np.float64)) + weight * _unit(translated.astype(np.float64)).mean(1)
+    return _unit(fused).astype(np.float32)
 
 
 def build_index(db: str | Path | LocalizationDataset, model: str | Path, out: str | Path,
@@ -168,8 +170,7 @@ def _build(dataset: LocalizationDataset, descriptor, staged: OutputSet, options:
             vectors = fuse_variants(originals, translated, options.fuse_translations)[:, None, :]
             translation["fused_weight"] = options.fuse_translations
     # Image-major order: the A variants of database image i are vectors i*A ... i*A + A - 1.
-    vectors = np.ascontiguousarray(vectors.reshape(-1, descriptor.dim), dtype=np.float32)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)  # fp16 storage drifts
+    vectors = _unit(np.ascontiguousarray(vectors.reshape(-1, descriptor.dim), dtype=np.float32))  # fp16 drifts
 
     table = DatabaseTable.build(names, [i.camera for i in images], [i.location for i in images],
                                 [i.pose for i in images], appearance_names)

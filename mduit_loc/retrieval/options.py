@@ -22,6 +22,8 @@ from mduit_loc.retrieval.search import SearchOptions
 from mduit_loc.retrieval.translated_db import AppearanceOptions
 from mduit_loc.runtime import default_device
 
+DEFAULT_FUSE_WEIGHT = 0.5   # --fuse-translations without a value; the comparisons' (Table 1, demo, Nordland) weight
+
 
 @dataclass(kw_only=True)
 class IndexOptions:
@@ -33,9 +35,8 @@ class IndexOptions:
     appearances: AppearanceOptions = field(default_factory=AppearanceOptions)
     save_translations: bool = False        # --save-translations
     # --fuse-translations W: one vector per database image, normalise((1 - W) z(original) + W mean z(copies)),
-    # instead of one vector per copy searched with a maximum (None, the paper's augmentation). Measured on
-    # Table 1's Full model: the maximum lets a blurred copy of a wrong place win (night 29.4 %), the blend
-    # does not (34.0 %; plain database 33.3 %), and the index is (1 + copies) times smaller.
+    # instead of one vector per copy searched with a maximum (None, the paper's augmentation), which lets a
+    # blurred copy of a wrong place win (measured in the README, Table 1); the index is also smaller.
     fuse_translations: float | None = None
     image_root: str | None = None          # --image-root (COLMAP maps)
     device: torch.device = field(default_factory=default_device)   # --device

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from mduit_loc import cli
+from mduit_loc.errors import MduitError
 from mduit_loc.pipelines import cli_table1, table1, training
 from mduit_loc.pipelines.methods import FUSED_WEIGHT, MethodSpec, RetrievalProtocol
 from mduit_loc.pipelines.table1 import PAPER_TABLE1, TABLE1_METHODS, Table1, Table1Row, run_table1
@@ -41,6 +42,8 @@ def test_the_rows_are_the_papers_ablations():
                      "Full": ("mduit", {}, True)}
     fused = {m.label: m.fuse_translations for m in TABLE1_METHODS if m.translate_db}
     assert fused == {"w/o NCE": FUSED_WEIGHT, "Full": FUSED_WEIGHT} and table1.FULL_BEST_COPY.fuse_translations is None
+    with pytest.raises(MduitError, match="fuse_translations needs translate_db"):
+        MethodSpec(label="x", key="x", kind="mduit", fuse_translations=FUSED_WEIGHT)
     assert PAPER_TABLE1["Full"] == (8.5, 31.8, 88.2, 4.1, 14.2, 61.0)
     assert PAPER_TABLE1["NetVLAD"] == (6.4, 26.3, 90.9, 0.3, 2.3, 15.9)
 
