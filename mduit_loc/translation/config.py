@@ -27,6 +27,7 @@ NEGATIVE_MINING = ("random", "hard", "mixed")
 HEAD_KINDS = ("grid", "gem-mlp", "netvlad")
 TRANSLATED_POSITIVE = ("backprop", "detached", "off")
 GENERATOR_NORMS = ("ln", "none")
+TARGET_CHOICES = ("z", "pose")
 
 
 @dataclass(kw_only=True)
@@ -85,6 +86,10 @@ class TranslationConfig:
     # survives the up to 7 m / 8 degrees between the two views (0 turns it off).
     weight_paired: float = 0.0
     paired_grid: tuple[int, int] = (4, 4)
+    # How the target I_t is chosen among the same-place images of other domains: the most similar by z
+    # (§3.1) or the nearest posed view ("pose", beyond the paper), which brings the layout loss's pairs
+    # closer to pixel-aligned
+    target_choice: str = "z"
     # Beyond the paper: each domain's filters kept together, max(0, 1 - cos(W_t, W_t+) + cos(W_t, W_t-))
     # with I_t+ another image of the target's domain and I_t- one of another domain, so that a domain's
     # mean filter describes the domain (E_a learns from scratch without ImageNet weights; 0 turns it off).
@@ -174,6 +179,8 @@ class TranslationConfig:
              f"negative_mining must be one of {NEGATIVE_MINING}, got {self.negative_mining!r}")
         need(self.generator_norm in GENERATOR_NORMS,
              f"generator_norm must be one of {GENERATOR_NORMS}, got {self.generator_norm!r}")
+        need(self.target_choice in TARGET_CHOICES,
+             f"target_choice must be one of {TARGET_CHOICES}, got {self.target_choice!r}")
         need(self.head in HEAD_KINDS, f"head must be one of {HEAD_KINDS}, got {self.head!r}")
         need(self.translated_positive in TRANSLATED_POSITIVE,
              f"translated_positive must be one of {TRANSLATED_POSITIVE}, got {self.translated_positive!r}")

@@ -8,7 +8,8 @@ source once. A row of the epoch plan lists the image indices one training sample
 - **target** (the appearance for the translation module): "we paired the source and target image
   pair for the image translation module in the same way" (§3.1): the most similar image (by z) of
   another domain among the images of the same place (``PlaceTable``); without one, the most similar
-  image of another domain.
+  image of another domain. ``target_choice="pose"`` (beyond the paper) takes the nearest posed view of
+  the same place instead, so that the layout loss compares two views as alike as the data allow.
 - **real positive** (the contrastive module's pose-supervised positive, §3.1): an image of the same
   place, from another domain when there is one (that is what teaches invariance to appearance),
   drawn at random. A source without any (no label, or alone at its place) has itself here, and the
@@ -30,6 +31,7 @@ import math
 import torch
 
 from mduit_loc.errors import MduitError
+from mduit_loc.translation.config import TARGET_CHOICES
 from mduit_loc.translation.places import PlaceTable
 
 SOURCE, TARGET, TARGET_POSITIVE, TARGET_NEGATIVE, REAL_POSITIVE, FIRST_NEGATIVE = range(6)
@@ -41,17 +43,27 @@ def _blocks(total: int):
         yield torch.arange(start, min(start + _CHUNK, total))
 
 
-def choose_targets(descriptors: torch.Tensor, domain_ids: torch.Tensor, places: PlaceTable | None) -> torch.Tensor:
+def choose_targets(descriptors: torch.Tensor, domain_ids: torch.Tensor, places: PlaceTable | None,
+                   by: str = "z") -> torch.Tensor:
     """Per image, the most similar image (dot product of z) of another domain, preferring images of
-    the same place."""
+    the same place. ``by="pose"``: among the same-place images of another domain that have a pose,
+    the nearest view (``PlaceTable.pose_gap``) instead; images without one fall back to z."""
+    if by not in TARGET_CHOICES:
+        raise MduitError(f"target choice must be one of {TARGET_CHOICES}, got {by!r}")
     targets = torch.empty(len(descriptors), dtype=torch.long)
     for rows in _blocks(len(descriptors)):
         similarity = descriptors[rows] @ descriptors.T
         other_domain = domain_ids[rows][:, None] != domain_ids[None, :]
         similarity = similarity.masked_fill(~other_domain, -math.inf)
         if places is not None and places.any_labelled:
+            same_place = places.same_place(rows) & other_domain
             # same-place images rank above all others (cosines lie in [-1, 1])
-            similarity = similarity + 4.0 * (places.same_place(rows) & other_domain)
+            similarity = similarity + 4.0 * same_place
+            if by == "pose":
+                # a pose gap lies in [0, 2] inside the thresholds: nearer views rank above all z scores
+                gap = places.pose_gap(rows).masked_fill(~same_place, math.inf)
+                posed = torch.isfinite(gap)
+                similarity = torch.where(posed, 16.0 - gap.nan_to_num(posinf=0.0), similarity)
         targets[rows] = similarity.argmax(dim=1)
     return targets
 
@@ -142,7 +154,7 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 def build_epoch_plan(descriptors: torch.Tensor, domain_ids: torch.Tensor, places: PlaceTable | None,
                      n_negatives: int, seed: int, epoch: int, mining: str = "mixed",
-                     real_positives: bool = True) -> torch.Tensor:
+                     real_positives: bool = True, target_choice: str = "z") -> torch.Tensor:
     """(N, FIRST_NEGATIVE + n_negatives) int64 rows in the epoch's (shuffled) source order.
     ``real_positives=False``: eq. 5 as written (every real-positive slot holds the source itself)."""
     descriptors = descriptors.detach().float().cpu()
@@ -151,7 +163,7 @@ def build_epoch_plan(descriptors: torch.Tensor, domain_ids: torch.Tensor, places
         raise MduitError("MDUIT training needs images from at least two appearance domains")
     generator = epoch_generator(seed, epoch)
     sources = torch.arange(len(descriptors))
-    targets = choose_targets(descriptors, domain_ids, places)
+    targets = choose_targets(descriptors, domain_ids, places, target_choice)
     target_positive = sample_in_domains(domain_ids, targets, True, generator)
     target_negative = sample_in_domains(domain_ids, targets, False, generator)
     real_positive = sample_real_positives(places if real_positives else None, domain_ids, generator)

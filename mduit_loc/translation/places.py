@@ -106,10 +106,23 @@ class PlaceTable:
                               torch.ones_like(comparable))
         return allowed & (rows[:, None] != columns[None, :])
 
+    def pose_gap(self, rows: torch.Tensor, columns: torch.Tensor | None = None) -> torch.Tensor:
+        """(len(rows), len(columns)) how far apart two posed views are, in units of the thresholds:
+        distance / max_distance_m + angle / max_angle_deg (0: the same pose; inf where a pose is unknown)."""
+        columns = torch.arange(len(self)) if columns is None else columns
+        distance = torch.cdist(self.centers[rows], self.centers[columns])
+        cosine = ((self._rotation_trace(rows, columns) - 1.0) / 2.0).clamp(-1.0, 1.0)
+        gap = distance / self.max_distance_m + torch.rad2deg(torch.arccos(cosine)) / self.max_angle_deg
+        both_known = self.known[rows][:, None] & self.known[columns][None, :]
+        return gap.masked_fill(~both_known, math.inf)
+
+    def _rotation_trace(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        # trace(R_a R_b^T) = sum(R_a * R_b): the relative rotation angle without a product per pair.
+        return torch.einsum("aij,bij->ab", self.rotations[rows], self.rotations[columns])
+
     def _near_pose(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         distance = torch.cdist(self.centers[rows], self.centers[columns])
-        # trace(R_a R_b^T) = sum(R_a * R_b): the relative rotation angle without a product per pair.
-        trace = torch.einsum("aij,bij->ab", self.rotations[rows], self.rotations[columns])
+        trace = self._rotation_trace(rows, columns)
         close_rotation = (trace - 1.0) / 2.0 >= math.cos(math.radians(self.max_angle_deg)) - 1e-12
         both_known = self.known[rows][:, None] & self.known[columns][None, :]
         return both_known & (distance <= self.max_distance_m) & close_rotation

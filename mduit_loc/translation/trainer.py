@@ -208,7 +208,7 @@ class Trainer:
         started = time.perf_counter()
         plan = build_epoch_plan(self._describe_all(), self.training_set.domain_ids, self.training_set.places,
                                 config.n_negatives, config.seed, epoch, config.negative_mining,
-                                real_positives=config.pose_positives)
+                                real_positives=config.pose_positives, target_choice=config.target_choice)
         plan = self.context.broadcast(plan)  # identical by construction; broadcasting makes it certain
         self.pairing_s = time.perf_counter() - started
         return plan

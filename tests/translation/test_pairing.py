@@ -5,6 +5,7 @@ import torch
 
 from mduit_loc.errors import MduitError
 from mduit_loc.poses import yaw_pose
+from mduit_loc.translation.config import apply_overrides, preset
 from mduit_loc.translation.pairing import (
     FIRST_NEGATIVE,
     REAL_POSITIVE,
@@ -140,6 +141,32 @@ def test_targets_prefer_the_same_place_in_another_domain():
     targets = choose_targets(z, domains, PlaceTable.build(poses))
     assert targets[0].item() == 1
     assert most_similar_other_domain(z, domains)[0].item() == 2
+
+
+def test_pose_gap_is_distance_and_angle_in_threshold_units():
+    places = PlaceTable.build([yaw_pose(0, (0, 0, 0)), yaw_pose(4, (3.5, 0, 0)), None],
+                              max_distance_m=7.0, max_angle_deg=8.0)
+    gap = places.pose_gap(torch.tensor([0]))[0]
+    assert gap[0].item() == pytest.approx(0.0, abs=1e-4)
+    assert gap[1].item() == pytest.approx(3.5 / 7.0 + 4.0 / 8.0, abs=1e-4)  # 0.5 + 0.5
+    assert gap[2].item() == math.inf, "no pose: no gap"
+
+
+def test_targets_by_pose_take_the_nearest_view_of_the_same_place():
+    # image 0 (domain 0); same place in domain 1: image 1 at 5 m, image 2 at 0.5 m; image 3 unposed
+    poses = [yaw_pose(0, (0, 0, 0)), yaw_pose(0, (5, 0, 0)), yaw_pose(0, (0.5, 0, 0)), None]
+    z = unit([[1, 0], [1, 0.01], [0, 1], [1, 0.02]])  # by z, image 1 is the closer look-alike
+    domains = torch.tensor([0, 1, 1, 1])
+    places = PlaceTable.build(poses)
+    assert choose_targets(z, domains, places)[0].item() == 1
+    by_pose = choose_targets(z, domains, places, by="pose")
+    assert by_pose[0].item() == 2
+    assert by_pose[3].item() == 0, "an unposed image falls back to z"
+    with pytest.raises(MduitError, match="target choice"):
+        choose_targets(z, domains, places, by="nearest")
+    with pytest.raises(MduitError, match="target_choice"):
+        apply_overrides(preset("tiny"), {"target_choice": "nearest"})
+    assert apply_overrides(preset("tiny"), {"target_choice": "pose"}).target_choice == "pose"
 
 
 def test_place_labels_and_sequences_define_places():
