@@ -90,6 +90,16 @@ def test_paper_preset_architecture():
                                                               "generator", "head"))
 
 
+def test_translator_preset_is_tiny_with_a_stronger_layout_loss_towards_the_nearest_view():
+    tiny, translator = preset("tiny").to_dict(), preset("tiny-translator").to_dict()
+    changed = {key for key in tiny if tiny[key] != translator[key]}
+    assert changed == {"preset", "weight_paired", "target_choice"}
+    assert (translator["weight_paired"], translator["target_choice"]) == (800.0, "pose")
+    assert preset("tiny-translator").to_dict() == translator, "a fresh copy each time"
+    with pytest.raises(MduitError, match="unknown preset"):
+        preset("small")
+
+
 def test_init_weights_none_is_a_no_op():
     layer = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
     before = layer[0].weight.clone()
