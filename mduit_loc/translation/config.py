@@ -252,10 +252,10 @@ TINY_RECIPE: dict[str, Any] = dict(
 
 # The tiny preset tuned for translation rather than for z (for `mduit-loc query --translate-queries-to`
 # or `mduit-loc translate`): the layout loss 4x stronger, towards the nearest posed view of the place.
-# Measured on `small` after 1000 steps, seed 0 (README, "Translation quality"): +2.02 / +2.92 dB day -> night
-# / night -> day over colour transfer (tiny: +1.73 / +2.58 with the same target choice), and queries
-# translated into overcast-reference lift the thumbnail's night recall 14.5 -> 19.1 % (tiny: 16.0 %);
-# its own z is lower by day (90.0 against 92.8 %).
+# Measured on `small` after 1000 steps, seed 0 (README, "Translation quality"): +1.86 / +3.17 dB day -> night
+# / night -> day over colour transfer on the whole aligned set (tiny: +1.50 / +2.67), and queries
+# translated into overcast-reference lift the thumbnail's night recall 14.5 -> 19.1 % (tiny: 15.4 %);
+# its own z is lower by day (90.0 against 91.7 %).
 TRANSLATOR_RECIPE: dict[str, Any] = {**TINY_RECIPE, "weight_paired": 800.0, "target_choice": "pose"}
 
 
