@@ -90,11 +90,12 @@ def test_paper_preset_architecture():
                                                               "generator", "head"))
 
 
-def test_translator_preset_is_tiny_with_a_stronger_layout_loss_towards_the_nearest_view():
+def test_translator_preset_is_tiny_with_a_stronger_layout_loss():
     tiny, translator = preset("tiny").to_dict(), preset("tiny-translator").to_dict()
     changed = {key for key in tiny if tiny[key] != translator[key]}
-    assert changed == {"preset", "weight_paired", "target_choice"}
+    assert changed == {"preset", "weight_paired"}
     assert (translator["weight_paired"], translator["target_choice"]) == (800.0, "pose")
+    assert tiny["target_choice"] == "pose"
     assert preset("tiny-translator").to_dict() == translator, "a fresh copy each time"
     with pytest.raises(MduitError, match="unknown preset"):
         preset("small")
