@@ -62,8 +62,7 @@ def choose_targets(descriptors: torch.Tensor, domain_ids: torch.Tensor, places: 
             if by == "pose":
                 # a pose gap lies in [0, 2] inside the thresholds: nearer views rank above all z scores
                 gap = places.pose_gap(rows).masked_fill(~same_place, math.inf)
-                posed = torch.isfinite(gap)
-                similarity = torch.where(posed, 16.0 - gap.nan_to_num(posinf=0.0), similarity)
+                similarity = torch.where(torch.isfinite(gap), 16.0 - gap, similarity)
         targets[rows] = similarity.argmax(dim=1)
     return targets
 

@@ -110,19 +110,20 @@ class PlaceTable:
         """(len(rows), len(columns)) how far apart two posed views are, in units of the thresholds:
         distance / max_distance_m + angle / max_angle_deg (0: the same pose; inf where a pose is unknown)."""
         columns = torch.arange(len(self)) if columns is None else columns
-        distance = torch.cdist(self.centers[rows], self.centers[columns])
-        cosine = ((self._rotation_trace(rows, columns) - 1.0) / 2.0).clamp(-1.0, 1.0)
-        gap = distance / self.max_distance_m + torch.rad2deg(torch.arccos(cosine)) / self.max_angle_deg
-        both_known = self.known[rows][:, None] & self.known[columns][None, :]
+        distance, cosine, both_known = self._relative_poses(rows, columns)
+        gap = distance / self.max_distance_m + torch.rad2deg(torch.arccos(cosine.clamp(-1.0, 1.0))) / self.max_angle_deg
         return gap.masked_fill(~both_known, math.inf)
 
-    def _rotation_trace(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    def _relative_poses(self, rows: torch.Tensor,
+                        columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Centre distances, cosines of the relative rotation angles and "both posed", per pair."""
+        distance = torch.cdist(self.centers[rows], self.centers[columns])
         # trace(R_a R_b^T) = sum(R_a * R_b): the relative rotation angle without a product per pair.
-        return torch.einsum("aij,bij->ab", self.rotations[rows], self.rotations[columns])
+        trace = torch.einsum("aij,bij->ab", self.rotations[rows], self.rotations[columns])
+        both_known = self.known[rows][:, None] & self.known[columns][None, :]
+        return distance, (trace - 1.0) / 2.0, both_known
 
     def _near_pose(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-        distance = torch.cdist(self.centers[rows], self.centers[columns])
-        trace = self._rotation_trace(rows, columns)
-        close_rotation = (trace - 1.0) / 2.0 >= math.cos(math.radians(self.max_angle_deg)) - 1e-12
-        both_known = self.known[rows][:, None] & self.known[columns][None, :]
+        distance, cosine, both_known = self._relative_poses(rows, columns)
+        close_rotation = cosine >= math.cos(math.radians(self.max_angle_deg)) - 1e-12
         return both_known & (distance <= self.max_distance_m) & close_rotation
