@@ -11,7 +11,8 @@ order: NetVLAD (light backbone here), MDUIT w/o I2I and NCE (``use_i2i=False, us
 (``use_nce=False``) and Full; columns: day-all and night-all recall at (0.25 m, 2°), (0.5 m, 5°),
 (5 m, 10°). Every variant learns from the pose-supervised positives of §3.1; what the ablations
 remove is the translation module (its translated positive becomes a colour-jittered copy, the
-paper's footnote 1) and the NCE loss (an L1 pull of z towards its positives, no negatives). MDUIT
+paper's footnote 1) and the NCE loss (the tiny preset puts eq. 4's margin form on z in its place, because
+the paper's L1 pull towards the positives, without negatives, collapses z: ``nce_ablation_loss``). MDUIT
 variants with the translation module index the translated database (the paper's augmentation, each
 image's copies fused into its vector: ``FUSED_WEIGHT``); the variants without it cannot translate and
 index the plain database. Extra rows: "Full, plain db" isolates what the translated database adds;

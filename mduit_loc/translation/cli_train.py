@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-i2i", action="store_true",
                         help="ablation: no translation module; a colour-jittered copy is the positive")
     parser.add_argument("--no-nce", action="store_true",
-                        help="ablation: an L1 consistency between the positive vectors replaces NCE")
+                        help="ablation: NCE is replaced by --set nce_ablation_loss (tiny: 'margin', eq. 4's hinge on "
+                             "z's cosine distances; paper: 'l1', the paper's L1 pull between positive vectors)")
     parser.add_argument("--vgg-weights", type=Path,
                         help="torchvision VGG-16 state dict (vgg16-397923af.pth) for the appearance encoder; "
                              "without it the VGG trunk trains from scratch (a warning says so)")

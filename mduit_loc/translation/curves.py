@@ -9,8 +9,9 @@ from mduit_loc.io_utils import atomic_open, atomic_path
 LEADING_COLUMNS = ["step", "epoch", "lr", "seconds"]
 
 
-def loss_columns(use_i2i: bool, use_nce: bool, paired: bool = False, domain_filters: bool = False) -> list[str]:
-    names = ["nce" if use_nce else "positive_l1", "nce_acc"]
+def loss_columns(use_i2i: bool, contrastive: str, paired: bool = False, domain_filters: bool = False) -> list[str]:
+    """The columns of ``losses.csv``; ``contrastive`` names the contrastive module's loss (nce or its ablation)."""
+    names = [contrastive, "nce_acc"]
     if use_i2i:
         names += ["adv_image", "adv_appearance", "rec_self", "rec_cycle", "con_content", "con_appearance"]
         names += ["paired"] if paired else []

@@ -140,3 +140,20 @@ def positive_l1_loss(query: torch.Tensor, positives: torch.Tensor,
         return distances.mean()
     weights = positive_mask.to(distances.dtype)
     return (distances * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def positive_margin_loss(query: torch.Tensor, positives: torch.Tensor, positive_mask: torch.Tensor,
+                         negative_logits: torch.Tensor, margin: float) -> torch.Tensor:
+    """The ``w/o L_NCE`` ablation in eq. 4's form: ``max(0, D(z_s, z_p) - D(z_s, z_n) + m)`` with D the cosine
+    distance, for every valid positive (B, P) and negative (B, M; -inf logits: not a negative).
+
+    Averaged over the active (non-zero) pairs, as batch-all triplet losses are, so that the many easy in-batch
+    negatives do not dilute the few that still rank above a positive."""
+    positive_similarity = torch.einsum("bk,bpk->bp", query.float(), positives.float())
+    negative_similarity = negative_logits.float()
+    # D(s, p) - D(s, n) = cos(s, n) - cos(s, p)
+    hinge = F.relu(negative_similarity[:, None, :] - positive_similarity[:, :, None] + margin)
+    valid = positive_mask[:, :, None] & torch.isfinite(negative_similarity)[:, None, :]
+    hinge = torch.where(valid, hinge, torch.zeros((), dtype=hinge.dtype, device=hinge.device))
+    active = (hinge > 0).sum().clamp(min=1)
+    return hinge.sum() / active

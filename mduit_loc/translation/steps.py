@@ -140,6 +140,13 @@ class TrainForward(nn.Module):
         }
 
 
+def contrastive_term_name(config: TranslationConfig) -> str:
+    """The logged name of the contrastive module's loss: eq. 5 or the ablation that replaces it."""
+    if config.use_nce:
+        return "nce"
+    return "positive_margin" if config.nce_ablation_loss == "margin" else "positive_l1"
+
+
 def contrastive_terms(out: dict[str, torch.Tensor], labels: StepLabels,
                       config: TranslationConfig) -> dict[str, torch.Tensor]:
     """The contrastive module's loss (eq. 5 over both positives, or the L1 ablation) and its accuracy."""
@@ -156,6 +163,9 @@ def contrastive_terms(out: dict[str, torch.Tensor], labels: StepLabels,
     nce, accuracy = losses.multi_positive_nce(z_source, z_positives, mask, negative_logits, config.nce_temperature)
     if config.use_nce:
         return {"nce": nce, "nce_acc": accuracy}
+    if config.nce_ablation_loss == "margin":
+        return {"positive_margin": losses.positive_margin_loss(z_source, z_positives, mask, negative_logits,
+                                                               config.content_margin), "nce_acc": accuracy}
     return {"positive_l1": losses.positive_l1_loss(z_source, z_positives, mask), "nce_acc": accuracy}
 
 
@@ -163,7 +173,7 @@ def generator_objective(out: dict[str, torch.Tensor], batch: torch.Tensor, discr
                         config: TranslationConfig, labels: StepLabels) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. 6 for E_c, E_a, G and H (discriminators fixed). Returns (total, named terms)."""
     terms = contrastive_terms(out, labels, config)
-    total = config.weight_nce * terms["nce" if config.use_nce else "positive_l1"]
+    total = config.weight_nce * terms[contrastive_term_name(config)]
     if config.use_i2i:
         translated = out["translated"]
         source, target = batch[:len(translated), SOURCE], batch[:len(translated), TARGET]

@@ -39,6 +39,7 @@ from mduit_loc.translation.steps import (
     Discriminators,
     StepLabels,
     TrainForward,
+    contrastive_term_name,
     discriminator_objective,
     generator_objective,
 )
@@ -283,7 +284,7 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------------------
     def run(self) -> TrainSummary:
         config, main = self.config, self.context.is_main
-        columns = loss_columns(config.use_i2i, config.use_nce, config.weight_paired > 0,
+        columns = loss_columns(config.use_i2i, contrastive_term_name(config), config.weight_paired > 0,
                                config.weight_domain_filters > 0)
         log = self.loss_log = LossLog(self.run_dir / "losses.csv", columns)
         if main:
@@ -344,7 +345,7 @@ class Trainer:
         if self.context.is_main:
             log.append({"step": self.step, "epoch": epoch, "lr": float(self.scheduler_g.get_last_lr()[0]),
                         "seconds": self.elapsed, **losses})
-            shown = ("rec_self", "rec_cycle", "nce", "positive_l1", "nce_acc", "loss_d")
+            shown = ("rec_self", "rec_cycle", "nce", "positive_l1", "positive_margin", "nce_acc", "loss_d")
             bar.set_postfix({k: f"{losses[k]:.3f}" for k in shown if k in losses}, refresh=False)
         return losses
 

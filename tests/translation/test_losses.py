@@ -70,3 +70,26 @@ def test_reconstruction_and_positive_l1():
     b = torch.tensor([[1.0, 1.0], [0.0, 0.5]])
     assert losses.reconstruction_loss(a, b).item() == pytest.approx((1 + 0 + 0.5 + 0) / 4)
     assert losses.positive_l1_loss(a, b).item() == pytest.approx((1.0 + 0.5) / 2)
+
+
+def test_positive_margin_loss_hand_computed():
+    # unit vectors: the query s, one positive p (cos 0.8) and negatives n1 (cos 0.9), n2 (cos 0.0), n3 masked
+    s = torch.tensor([[1.0, 0.0]])
+    p = torch.tensor([[[0.8, 0.6]]])
+    negative_logits = torch.tensor([[0.9, 0.0, -math.inf]])
+    mask = torch.tensor([[True]])
+    # pairs: max(0, 0.9 - 0.8 + 0.1) = 0.2 (active), max(0, 0.0 - 0.8 + 0.1) = 0: mean over the active one
+    loss = losses.positive_margin_loss(s, p, mask, negative_logits, margin=0.1)
+    assert loss.item() == pytest.approx(0.2, abs=1e-6)
+    # an invalid positive contributes nothing; no active pair gives 0, not NaN
+    assert losses.positive_margin_loss(s, p, torch.tensor([[False]]), negative_logits, 0.1).item() == 0.0
+
+
+def test_positive_margin_loss_cannot_be_met_by_a_constant_descriptor():
+    # the plain L1 pull is 0 when every z is the same vector; the margin form is not
+    z = torch.tensor([[0.6, 0.8]])
+    same = z[:, None].clone()
+    assert losses.positive_l1_loss(z, same).item() == 0.0
+    constant_negative = (z * z).sum(1, keepdim=True)            # cos(z, z) = 1 for every negative
+    margin = losses.positive_margin_loss(z, same, torch.tensor([[True]]), constant_negative, margin=0.1)
+    assert margin.item() == pytest.approx(0.1, abs=1e-6)

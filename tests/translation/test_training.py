@@ -135,7 +135,8 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(domain_data, tmp_path):
     assert torch.equal(a["plan"], b["plan"])
 
 
-@pytest.mark.parametrize("ablation", [{"use_i2i": False}, {"use_nce": False}])
+@pytest.mark.parametrize("ablation", [{"use_i2i": False}, {"use_nce": False, "nce_ablation_loss": "l1"},
+                                      {"use_nce": False, "nce_ablation_loss": "margin"}])
 def test_ablations_train(domain_data, tmp_path, ablation):
     config = small_config(max_steps=3, **ablation)
     _, summary = train(config, domain_data, tmp_path / "run")
@@ -147,7 +148,8 @@ def test_ablations_train(domain_data, tmp_path, ablation):
         with pytest.raises(MduitError, match="no-i2i"):
             model.translate(torch.rand(1, 3, 32, 32), torch.zeros(1, *config.filter_shape))
     else:
-        assert "positive_l1" in columns and "nce" not in columns
+        name = "positive_margin" if ablation.get("nce_ablation_loss") == "margin" else "positive_l1"
+        assert name in columns and "nce" not in columns
 
 
 def test_resume_refuses_changed_settings(domain_data, tmp_path):
