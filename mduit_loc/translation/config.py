@@ -265,11 +265,11 @@ TINY_RECIPE: dict[str, Any] = dict(
 
 # The tiny preset tuned for translation rather than for z (for `mduit-loc query --translate-queries-to`
 # or `mduit-loc translate`): the layout loss 4x stronger (towards the nearest posed view, as tiny's).
-# Measured on `small` after 1000 steps (README, "The target by pose"): +1.86 / +3.17 dB day -> night /
-# night -> day over colour transfer on the whole aligned set, seed 0 (seed 1: +1.85 / +3.81; tiny before
-# the pose target: +1.50 / +2.67); queries translated into overcast-reference lift the thumbnail's night recall from
-# 14.5 to 19.1 / 27.9 % on seeds 0 / 1 (tiny: 16.0 / 27.6 %); its own z is lower by day (90.0 / 90.5 %
-# against 92.8 / 92.2 %).
+# Measured on `small` after 1000 steps (README, "The target by pose"), seeds 0 / 1 / 2: +1.86 / +1.85 / +1.80 dB
+# day -> night and +3.17 / +3.81 / +3.47 dB night -> day over colour transfer on the whole aligned set (tiny
+# before the pose target: +1.50 / +2.67); queries translated into overcast-reference lift the thumbnail's night
+# recall from 14.5 to 19.1 / 27.9 / 24.8 % (tiny: 16.0 / 27.6 %); its own z is lower by day (90.0 / 90.5 % on
+# seeds 0 / 1 against 92.8 / 92.2 %).
 TRANSLATOR_RECIPE: dict[str, Any] = {**TINY_RECIPE, "weight_paired": 800.0}
 
 
