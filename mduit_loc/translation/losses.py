@@ -153,7 +153,7 @@ def positive_margin_loss(query: torch.Tensor, positives: torch.Tensor, positive_
     negative_similarity = negative_logits.float()
     # D(s, p) - D(s, n) = cos(s, n) - cos(s, p)
     hinge = F.relu(negative_similarity[:, None, :] - positive_similarity[:, :, None] + margin)
-    valid = positive_mask[:, :, None] & torch.isfinite(negative_similarity)[:, None, :]
-    hinge = torch.where(valid, hinge, torch.zeros((), dtype=hinge.dtype, device=hinge.device))
+    # -inf logits already give 0; the mask drops the invalid positives
+    hinge = hinge * positive_mask[:, :, None].to(hinge.dtype)
     active = (hinge > 0).sum().clamp(min=1)
     return hinge.sum() / active

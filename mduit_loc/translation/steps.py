@@ -149,7 +149,8 @@ def contrastive_term_name(config: TranslationConfig) -> str:
 
 def contrastive_terms(out: dict[str, torch.Tensor], labels: StepLabels,
                       config: TranslationConfig) -> dict[str, torch.Tensor]:
-    """The contrastive module's loss (eq. 5 over both positives, or the L1 ablation) and its accuracy."""
+    """The contrastive module's loss (eq. 5 over both positives, or the ablation that replaces it) and its
+    accuracy."""
     z_source, z_positives, z_negatives = out["z_source"], out["z_positives"], out["z_negatives"]
     count = len(z_source)
     translated_rows = len(out["translated"]) if "translated" in out else count
@@ -161,12 +162,14 @@ def contrastive_terms(out: dict[str, torch.Tensor], labels: StepLabels,
     mask = torch.stack(columns, 1)
     negative_logits = losses.negative_similarities(z_source, z_negatives, out, labels.in_batch_negative)
     nce, accuracy = losses.multi_positive_nce(z_source, z_positives, mask, negative_logits, config.nce_temperature)
-    if config.use_nce:
-        return {"nce": nce, "nce_acc": accuracy}
-    if config.nce_ablation_loss == "margin":
-        return {"positive_margin": losses.positive_margin_loss(z_source, z_positives, mask, negative_logits,
-                                                               config.content_margin), "nce_acc": accuracy}
-    return {"positive_l1": losses.positive_l1_loss(z_source, z_positives, mask), "nce_acc": accuracy}
+    name = contrastive_term_name(config)
+    if name == "positive_margin":
+        loss = losses.positive_margin_loss(z_source, z_positives, mask, negative_logits, config.content_margin)
+    elif name == "positive_l1":
+        loss = losses.positive_l1_loss(z_source, z_positives, mask)
+    else:
+        loss = nce
+    return {name: loss, "nce_acc": accuracy}
 
 
 def generator_objective(out: dict[str, torch.Tensor], batch: torch.Tensor, discriminators: Discriminators,

@@ -345,7 +345,7 @@ class Trainer:
         if self.context.is_main:
             log.append({"step": self.step, "epoch": epoch, "lr": float(self.scheduler_g.get_last_lr()[0]),
                         "seconds": self.elapsed, **losses})
-            shown = ("rec_self", "rec_cycle", "nce", "positive_l1", "positive_margin", "nce_acc", "loss_d")
+            shown = ("rec_self", "rec_cycle", contrastive_term_name(self.config), "nce_acc", "loss_d")
             bar.set_postfix({k: f"{losses[k]:.3f}" for k in shown if k in losses}, refresh=False)
         return losses
 
