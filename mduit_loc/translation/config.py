@@ -29,6 +29,7 @@ TRANSLATED_POSITIVE = ("backprop", "detached", "off")
 GENERATOR_NORMS = ("ln", "none")
 TARGET_CHOICES = ("z", "pose")
 NCE_ABLATION_LOSSES = ("l1", "margin")
+PAIRED_NORMS = ("l1", "l2")
 
 
 @dataclass(kw_only=True)
@@ -87,6 +88,9 @@ class TranslationConfig:
     # survives the up to 7 m / 8 degrees between the two views (0 turns it off).
     weight_paired: float = 0.0
     paired_grid: tuple[int, int] = (4, 4)
+    # The layout loss's distance per cell: "l1" pulls a cell towards the median over the same-place views it
+    # meets, "l2" towards their mean, the colour that PSNR (a mean squared error) rewards
+    paired_norm: str = "l1"
     # How the target I_t is chosen among the same-place images of other domains: the most similar by z
     # (§3.1) or the nearest posed view ("pose", beyond the paper), which brings the layout loss's pairs
     # closer to pixel-aligned
@@ -187,6 +191,7 @@ class TranslationConfig:
              f"generator_norm must be one of {GENERATOR_NORMS}, got {self.generator_norm!r}")
         need(self.nce_ablation_loss in NCE_ABLATION_LOSSES,
              f"nce_ablation_loss must be one of {NCE_ABLATION_LOSSES}, got {self.nce_ablation_loss!r}")
+        need(self.paired_norm in PAIRED_NORMS, f"paired_norm must be one of {PAIRED_NORMS}, got {self.paired_norm!r}")
         need(self.target_choice in TARGET_CHOICES,
              f"target_choice must be one of {TARGET_CHOICES}, got {self.target_choice!r}")
         need(self.head in HEAD_KINDS, f"head must be one of {HEAD_KINDS}, got {self.head!r}")

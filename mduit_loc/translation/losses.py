@@ -49,10 +49,12 @@ def reconstruction_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Ten
 
 
 def paired_layout_loss(translated: torch.Tensor, target: torch.Tensor, same_place: torch.Tensor,
-                       grid: tuple[int, int]) -> torch.Tensor:
-    """Mean absolute difference of the two images average-pooled onto ``grid`` cells, over the samples
-    whose target shows the same place (``same_place`` (B,)); 0 when there is none."""
-    pooled = (F.adaptive_avg_pool2d(translated.float(), grid) - F.adaptive_avg_pool2d(target.float(), grid)).abs()
+                       grid: tuple[int, int], norm: str = "l1") -> torch.Tensor:
+    """Mean absolute (``norm="l1"``) or squared (``"l2"``) difference of the two images average-pooled onto
+    ``grid`` cells, over the samples whose target shows the same place (``same_place`` (B,)); 0 when there
+    is none."""
+    difference = F.adaptive_avg_pool2d(translated.float(), grid) - F.adaptive_avg_pool2d(target.float(), grid)
+    pooled = difference.abs() if norm == "l1" else difference.square()
     weights = same_place.to(pooled.device, pooled.dtype)
     return (pooled.flatten(1).mean(dim=1) * weights).sum() / weights.sum().clamp(min=1.0)
 

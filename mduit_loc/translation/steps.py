@@ -192,7 +192,7 @@ def generator_objective(out: dict[str, torch.Tensor], batch: torch.Tensor, discr
                                                                  out["filters_target_negative"])
         if config.weight_paired > 0 and labels.target_same_place is not None:
             terms["paired"] = losses.paired_layout_loss(translated, target, labels.target_same_place[:len(translated)],
-                                                        config.paired_grid)
+                                                        config.paired_grid, config.paired_norm)
             total = total + config.weight_paired * terms["paired"]
         if config.weight_domain_filters > 0:
             terms["con_domain"] = losses.filter_consistency_loss(out["filters_target"], out["filters_target_positive"],

@@ -50,6 +50,8 @@ def test_train_then_translate(domain_data, tmp_path, capsys):
 def test_user_errors_are_one_line(domain_data, tmp_path, capsys):
     assert main(["train", "--data", str(domain_data), "--out", str(tmp_path / "r"), "--set", "no_such=1"]) == 2
     assert "unknown setting 'no_such'" in capsys.readouterr().err
+    assert main(["train", "--data", str(domain_data), "--out", str(tmp_path / "r"), "--set", "paired_norm=l3"]) == 2
+    assert "paired_norm must be one of ('l1', 'l2'), got 'l3'" in capsys.readouterr().err
     assert main(["train", "--data", str(domain_data / "day"), "--out", str(tmp_path / "r")]) == 2
     assert "domain" in capsys.readouterr().err
     listing = tmp_path / "list.txt"

@@ -93,3 +93,35 @@ def test_positive_margin_loss_cannot_be_met_by_a_constant_descriptor():
     constant_negative = (z * z).sum(1, keepdim=True)            # cos(z, z) = 1 for every negative
     margin = losses.positive_margin_loss(z, same, torch.tensor([[True]]), constant_negative, margin=0.1)
     assert margin.item() == pytest.approx(0.1, abs=1e-6)
+
+
+def test_paired_layout_loss_on_cells_hand_computed():
+    # 1 channel, 4 x 4 px on a 2 x 2 grid: the translation's cells are 0 / 0 / 0 / 0, the target's
+    # 0.4 / 0 / 0 / -0.2 (each cell constant, so pooling keeps it)
+    translated = torch.zeros(2, 1, 4, 4)
+    target = torch.zeros(2, 1, 4, 4)
+    target[:, :, :2, :2], target[:, :, 2:, 2:] = 0.4, -0.2
+    target[1] = 5.0  # the second sample's target is another place: ignored
+    same_place = torch.tensor([True, False])
+    l1 = losses.paired_layout_loss(translated, target, same_place, (2, 2))
+    l2 = losses.paired_layout_loss(translated, target, same_place, (2, 2), norm="l2")
+    assert l1.item() == pytest.approx((0.4 + 0.2) / 4)
+    assert l2.item() == pytest.approx((0.16 + 0.04) / 4)
+    # pooling: a 2 x 2 cell with +1 and -1 pixels matches a zero cell exactly
+    checker = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(2, 2)[None, None]
+    assert losses.paired_layout_loss(checker, torch.zeros_like(checker), torch.tensor([True]), (2, 2)).item() == 0.0
+    nobody = losses.paired_layout_loss(translated, target, torch.tensor([False, False]), (2, 2), norm="l2")
+    assert nobody.item() == 0.0
+
+
+def test_paired_norm_l2_pulls_towards_the_mean_l1_towards_the_median():
+    # one cell met by three views 0, 0 and 0.9: the L2 optimum is their mean 0.3, the L1 optimum the median 0
+    views = torch.tensor([0.0, 0.0, 0.9]).view(3, 1, 1, 1)
+    same = torch.ones(3, dtype=torch.bool)
+
+    def cost(value: float, norm: str) -> float:
+        return losses.paired_layout_loss(torch.full((3, 1, 1, 1), value), views, same, (1, 1), norm).item()
+
+    candidates = [i / 100 for i in range(91)]
+    assert min(candidates, key=lambda v: cost(v, "l2")) == pytest.approx(0.3)
+    assert min(candidates, key=lambda v: cost(v, "l1")) == 0.0

@@ -1,9 +1,12 @@
-"""The contrastive module's positives: real image, I_{s->t} and, with ``jitter_positive``, the jittered copy."""
+"""The contrastive module's positives: real image, I_{s->t} and, with ``jitter_positive``, the jittered copy;
+the generator's objective terms."""
+import pytest
 import torch
 
 from mduit_loc.translation import losses
 from mduit_loc.translation.mduit import build_mduit
-from mduit_loc.translation.steps import StepLabels, TrainForward, contrastive_terms
+from mduit_loc.translation.pairing import TARGET
+from mduit_loc.translation.steps import Discriminators, StepLabels, TrainForward, contrastive_terms, generator_objective
 
 from .conftest import small_config
 
@@ -37,3 +40,23 @@ def test_jitter_positive_is_a_third_positive_of_every_sample():
     without_jitter = losses.multi_positive_nce(out["z_source"], out["z_positives"][:, :2], three[:, :2], negatives,
                                                config.nce_temperature)[0]
     assert not torch.isclose(nce, without_jitter)
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2"])
+def test_generator_objective_scores_the_layout_with_the_configured_norm(norm):
+    config = small_config(batch_size=3, translation_batch_size=2, weight_paired=50.0, paired_grid=(2, 2),
+                          paired_norm=norm)
+    torch.manual_seed(0)
+    batch = torch.rand(3, config.rows_per_sample, 3, *config.image_size)
+    model = build_mduit(config, warn_untrained_vgg=False)
+    with torch.no_grad():
+        out = TrainForward(model)(batch)
+        labels = StepLabels(real_positive=torch.ones(3, dtype=torch.bool),
+                            target_same_place=torch.tensor([True, False, True]))
+        _, terms = generator_objective(out, batch, Discriminators(config), config, labels)
+    translated, target = out["translated"], batch[:2, TARGET]
+    expected = losses.paired_layout_loss(translated, target, torch.tensor([True, False]), (2, 2), norm)
+    torch.testing.assert_close(terms["paired"], expected)
+    other = losses.paired_layout_loss(translated, target, torch.tensor([True, False]), (2, 2),
+                                      "l2" if norm == "l1" else "l1")
+    assert not torch.isclose(terms["paired"], other)
