@@ -53,6 +53,8 @@ def paired_layout_loss(translated: torch.Tensor, target: torch.Tensor, same_plac
     """Mean absolute (``norm="l1"``) or squared (``"l2"``) difference of the two images average-pooled onto
     ``grid`` cells, over the samples whose target shows the same place (``same_place`` (B,)); 0 when there
     is none."""
+    if norm not in ("l1", "l2"):
+        raise ValueError(f"norm must be 'l1' or 'l2', got {norm!r}")
     difference = F.adaptive_avg_pool2d(translated.float(), grid) - F.adaptive_avg_pool2d(target.float(), grid)
     pooled = difference.abs() if norm == "l1" else difference.square()
     weights = same_place.to(pooled.device, pooled.dtype)

@@ -112,6 +112,8 @@ def test_paired_layout_loss_on_cells_hand_computed():
     assert losses.paired_layout_loss(checker, torch.zeros_like(checker), torch.tensor([True]), (2, 2)).item() == 0.0
     nobody = losses.paired_layout_loss(translated, target, torch.tensor([False, False]), (2, 2), norm="l2")
     assert nobody.item() == 0.0
+    with pytest.raises(ValueError, match="norm must be 'l1' or 'l2'"):
+        losses.paired_layout_loss(translated, target, same_place, (2, 2), norm="huber")
 
 
 def test_paired_norm_l2_pulls_towards_the_mean_l1_towards_the_median():
