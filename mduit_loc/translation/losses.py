@@ -18,6 +18,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from mduit_loc.translation.config import PAIRED_NORMS
+
 
 def _real_term(logits: torch.Tensor, mode: str) -> torch.Tensor:
     if mode == "lsgan":
@@ -53,8 +55,8 @@ def paired_layout_loss(translated: torch.Tensor, target: torch.Tensor, same_plac
     """Mean absolute (``norm="l1"``) or squared (``"l2"``) difference of the two images average-pooled onto
     ``grid`` cells, over the samples whose target shows the same place (``same_place`` (B,)); 0 when there
     is none."""
-    if norm not in ("l1", "l2"):
-        raise ValueError(f"norm must be 'l1' or 'l2', got {norm!r}")
+    if norm not in PAIRED_NORMS:
+        raise ValueError(f"norm must be {' or '.join(map(repr, PAIRED_NORMS))}, got {norm!r}")
     difference = F.adaptive_avg_pool2d(translated.float(), grid) - F.adaptive_avg_pool2d(target.float(), grid)
     pooled = difference.abs() if norm == "l1" else difference.square()
     weights = same_place.to(pooled.device, pooled.dtype)
