@@ -16,6 +16,9 @@ Every measure takes float RGB images (H, W, 3) in [0, 1], the same size:
 
 ``PairScores`` accumulates per-image values of one method and source -> target pair; ``pool`` averages
 them over several pairs image by image (so every image counts once, whatever its pair).
+``margin_interval`` says how much a pooled PSNR margin depends on the aligned poses that happened to be
+scored: a paired bootstrap over poses (every pair of one pose shares its scene, so poses, not images,
+are the independent draws).
 """
 from __future__ import annotations
 
@@ -156,6 +159,7 @@ class PairScores:
     target: str
     count: int = 0
     sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(MEASURES, 0.0))
+    psnr_by_pose: list[float] = field(default_factory=list)   # per image, in the order added (pose order)
 
     def add(self, values: Mapping[str, Sequence[float] | np.ndarray]) -> None:
         """Per-image values of every measure for a batch (each of the batch's length)."""
@@ -165,6 +169,7 @@ class PairScores:
                              f"{ {k: len(v) for k, v in values.items()} }")
         for name, batch in values.items():
             self.sums[name] += float(np.sum(np.asarray(batch, dtype=np.float64)))
+        self.psnr_by_pose.extend(float(v) for v in values["psnr"])
         self.count += lengths.pop()
 
     def means(self) -> dict[str, float]:
@@ -194,3 +199,23 @@ def pool(scores: Iterable[PairScores], method: str, group: str) -> Pooled:
     images = sum(s.count for s in chosen)
     means = {name: (sum(s.sums[name] for s in chosen) / images if images else math.nan) for name in MEASURES}
     return Pooled(method, group, len(chosen), images, means)
+
+
+def margin_interval(method: np.ndarray, baseline: np.ndarray, *, level: float = 0.95, samples: int = 2000,
+                    seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``mean(method) - mean(baseline)`` with the poses resampled.
+
+    ``method`` and ``baseline``: (pairs, poses) values of the same pairs at the same poses (e.g. PSNR).
+    Each draw takes as many poses as there are, with replacement, and keeps every pair of a drawn pose.
+    """
+    method, baseline = np.asarray(method, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if method.ndim != 2 or method.shape != baseline.shape or method.shape[1] == 0:
+        raise ValueError(f"margin_interval needs two (pairs, poses) arrays of one shape, got {method.shape} "
+                         f"and {baseline.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"level {level}: expected a share between 0 and 1")
+    per_pose = (method - baseline).mean(axis=0)
+    draws = np.random.default_rng(seed).integers(0, len(per_pose), size=(samples, len(per_pose)))
+    means = per_pose[draws].mean(axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))

@@ -13,7 +13,8 @@ Files in ``OUT`` (one output set: whole or absent, ``output_set``; ``OUT`` is lo
 - ``summary.md``: the pooled table (day->night, night->day, all; every method), the verdict
   against the baselines, self-reconstruction and the classifiers' accuracy on real images;
 - ``summary.json``: the same numbers, the settings (evaluation size, resizing, appearance mode,
-  poses), and the per-pair means.
+  poses), the per-pair means and each pair's PSNR per pose (``psnr_by_pose``, in the aligned set's
+  order), from which the verdicts' 95 % intervals over poses are computed.
 """
 from __future__ import annotations
 
@@ -23,13 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets.aligned import read_aligned_set
 from mduit_loc.errors import FormatError
 from mduit_loc.evaluation.tables import Table
-from mduit_loc.evaluation.translation_quality import MEASURES, PairScores, Pooled
+from mduit_loc.evaluation.translation_quality import MEASURES, PairScores, Pooled, margin_interval
 from mduit_loc.evaluation.translation_quality_run import (
     GROUPS,
     METHOD_LABELS,
@@ -81,26 +83,51 @@ def describe_appearance(mode: str) -> str:
             else "E_a of the target condition at another, random pose")
 
 
+def psnr_by_pose(result: QualityResult, method: str, group: str) -> np.ndarray | None:
+    """(pairs, poses) PSNR of ``method``'s pairs in direction ``group``, pairs sorted by name; None when the
+    per-pose values are missing (a summary written before they were kept) or the pairs differ in poses."""
+    chosen = sorted((s for s in result.scores if s.method == method and s.source != s.target
+                     and s.direction == group), key=lambda s: (s.source, s.target))
+    if not chosen or len({s.count for s in chosen}) != 1 or any(len(s.psnr_by_pose) != s.count for s in chosen):
+        return None
+    return np.array([s.psnr_by_pose for s in chosen])
+
+
+def _margin_interval(result: QualityResult, group: str, baseline: str) -> list[float] | None:
+    mduit, other = psnr_by_pose(result, "mduit", group), psnr_by_pose(result, baseline, group)
+    if mduit is None or other is None or mduit.shape != other.shape or not np.isfinite(mduit - other).all():
+        return None
+    return list(margin_interval(mduit, other))
+
+
 def verdicts(result: QualityResult) -> dict[str, dict[str, Any]]:
-    """Per direction: MDUIT's PSNR margin over the better baseline and whether its SSIM beats both."""
+    """Per direction: MDUIT's PSNR margin over the better baseline (with its 95 % bootstrap interval over the
+    poses when the per-pose values are known) and whether its SSIM beats both."""
     pooled = {(row.group, row.method): row for row in result.pooled()}
     found = {}
     for group in GROUPS[:2]:
         if (group, "mduit") not in pooled:
             continue
         mduit = pooled[(group, "mduit")].means
-        best_psnr = max(pooled[(group, b)].means["psnr"] for b in BASELINES)
+        better = max(BASELINES, key=lambda b: pooled[(group, b)].means["psnr"])
         best_ssim = max(pooled[(group, b)].means["ssim"] for b in BASELINES)
-        margin = mduit["psnr"] - best_psnr
-        found[group] = {"psnr_margin_db": margin, "ssim_margin": mduit["ssim"] - best_ssim,
+        margin = mduit["psnr"] - pooled[(group, better)].means["psnr"]
+        found[group] = {"psnr_margin_db": margin, "psnr_margin_ci95_db": _margin_interval(result, group, better),
+                        "better_baseline": better, "ssim_margin": mduit["ssim"] - best_ssim,
                         "target_met": bool(margin >= TARGET_MARGIN_DB and mduit["ssim"] > best_ssim)}
     return found
 
 
 def verdict_lines(result: QualityResult) -> list[str]:
-    return [f"{group}: MDUIT {found['psnr_margin_db']:+.2f} dB PSNR and {found['ssim_margin']:+.3f} SSIM over the "
-            f"better baseline (colour transfer or identity): target (>= {TARGET_MARGIN_DB:g} dB, SSIM above both) "
-            + ("met" if found["target_met"] else "NOT met") for group, found in verdicts(result).items()]
+    lines = []
+    for group, found in verdicts(result).items():
+        interval = found["psnr_margin_ci95_db"]
+        spread = (f" (95 % interval over the poses scored, bootstrap: {interval[0]:+.2f} to {interval[1]:+.2f})"
+                  if interval is not None else "")
+        lines.append(f"{group}: MDUIT {found['psnr_margin_db']:+.2f} dB PSNR{spread} and {found['ssim_margin']:+.3f} "
+                     f"SSIM over the better baseline (colour transfer or identity): target (>= {TARGET_MARGIN_DB:g} "
+                     "dB, SSIM above both) " + ("met" if found["target_met"] else "NOT met"))
+    return lines
 
 
 def reconstruction_table(result: QualityResult) -> Table:
@@ -136,7 +163,8 @@ def summary_data(result: QualityResult) -> dict[str, Any]:
     return {"settings": result.settings, "pooled": [pooled(row) for row in result.pooled()],
             "verdicts": verdicts(result), "target_margin_db": TARGET_MARGIN_DB,
             "pairs": [{"method": s.method, "source": s.source, "target": s.target, "direction": s.direction,
-                       "images": s.count, **means(s.means())} for s in result.scores],
+                       "images": s.count, **means(s.means()),
+                       "psnr_by_pose": [_json_number(round(v, 4)) for v in s.psnr_by_pose]} for s in result.scores],
             "reconstruction": [{"condition": r.condition, "images": r.images, "psnr": _json_number(r.psnr),
                                 "ssim": r.ssim, "held_out": r.held_out} for r in result.reconstruction],
             "classifiers_on_real_images": result.real_accuracy}
@@ -203,6 +231,10 @@ def read_quality_summary(path: str | Path) -> QualityResult:
         for row in data["pairs"]:
             pair = PairScores(row["method"], row["source"], row["target"], count=int(row["images"]))
             pair.sums = {m: _read_number(row[COLUMNS[m]]) * pair.count for m in MEASURES}
+            pair.psnr_by_pose = [_read_number(v) for v in row.get("psnr_by_pose", [])]   # absent before 2026-12-07
+            if pair.psnr_by_pose and len(pair.psnr_by_pose) != pair.count:
+                raise ValueError(f"pair {pair.source} -> {pair.target}: {len(pair.psnr_by_pose)} per-pose PSNR "
+                                 f"values for {pair.count} images")
             scores.append(pair)
         reconstruction = [Reconstruction(r["condition"], int(r["images"]), _read_number(r["psnr"]),
                                          _read_number(r["ssim"]), bool(r["held_out"])) for r in data["reconstruction"]]

@@ -21,6 +21,7 @@ from mduit_loc.evaluation.translation_quality import (
     gradient_ssim,
     lab_features,
     lab_stats,
+    margin_interval,
     nearest_domain,
     pool,
     psnr,
@@ -161,3 +162,28 @@ def test_pairs_expand_wildcards_without_same_condition_or_repeated_pairs():
 def test_spread_picks_evenly_spaced_items():
     assert spread(list(range(10)), 3) == [0, 3, 6]
     assert spread([1, 2], 5) == [1, 2] and spread([1, 2], None) == [1, 2]
+
+
+def test_pair_scores_keep_each_images_psnr_in_order():
+    scores = PairScores("mduit", "sun", "night")
+    for values in ([12.0, 14.0], [9.5]):
+        scores.add({m: values for m in scores.sums})
+    assert scores.psnr_by_pose == [12.0, 14.0, 9.5]
+
+
+def test_margin_interval_resamples_poses_not_images():
+    # Every pose gives the same margin (2 dB, whatever the pair): every resampling gives exactly 2.
+    method = np.array([[12.0, 15.0, 11.0], [20.0, 18.0, 16.0]])
+    assert margin_interval(method, method - 2.0) == pytest.approx((2.0, 2.0))
+    # Pose margins 0 and 4 (each the mean over its two pairs): draws of two poses give 0, 2 or 4 with
+    # probabilities 1/4, 1/2, 1/4, so the central 95 % reach from 0 to 4, and 50 % from 2 to 2.
+    method = np.array([[10.0, 14.0], [12.0, 18.0]])
+    baseline = np.array([[11.0, 12.0], [11.0, 12.0]])        # pose margins (-1 + 1) / 2 = 0, (2 + 6) / 2 = 4
+    assert margin_interval(method, baseline, samples=4000) == pytest.approx((0.0, 4.0))
+    assert margin_interval(method, baseline, level=0.5, samples=4000) == pytest.approx((2.0, 2.0))
+    low, high = margin_interval(np.random.default_rng(1).normal(3.0, 1.0, (4, 400)), np.zeros((4, 400)))
+    assert 2.8 < low < 3.0 < high < 3.2         # the mean 3 +- 1.96 * (1 / 2) / sqrt(400), about +-0.05
+    with pytest.raises(ValueError, match="one shape"):
+        margin_interval(method, baseline[:, :1])
+    with pytest.raises(ValueError, match="level"):
+        margin_interval(method, baseline, level=1.5)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from mduit_loc import cli
-from mduit_loc.evaluation.translation_quality_outputs import MEMBERS, pooled_table, read_quality_summary
+from mduit_loc.errors import FormatError
+from mduit_loc.evaluation.translation_quality_outputs import MEMBERS, pooled_table, read_quality_summary, verdicts
 
 from .mini_mduit import mini_benchmark_and_model
 
@@ -56,6 +57,11 @@ def test_every_pair_and_method_is_scored_and_pooled(mini, tmp_path, capsys):
     # The colour transfer reaches the statistics the colour classifier uses (its centroids).
     assert pooled[("all", "colour-transfer")]["colour_acc"] > 0.8
     assert set(summary["verdicts"]) == {"day->night", "night->day"}
+    for found in summary["verdicts"].values():   # the margin lies inside its interval over the 6 poses
+        low, high = found["psnr_margin_ci95_db"]
+        assert low <= found["psnr_margin_db"] <= high
+    assert "95 % interval over the poses scored" in printed
+    assert all(len(p["psnr_by_pose"]) == 6 for p in summary["pairs"])
     assert len(summary["reconstruction"]) == 10
     assert [r["held_out"] for r in summary["reconstruction"]][:2] == [False, True]   # the reference is trained on
     assert len(_rows(out / "reconstruction.csv")) == 10
@@ -63,6 +69,19 @@ def test_every_pair_and_method_is_scored_and_pooled(mini, tmp_path, capsys):
     # summary.json reads back into the same tables (the demo's re-run shows them without measuring again).
     again = read_quality_summary(out / "summary.json")
     assert pooled_table(again).rows == [[cell for cell in row] for row in _pooled_rows(printed)]
+    for group, found in verdicts(again).items():   # the per-pose PSNR is kept to 4 decimals
+        written = summary["verdicts"][group]
+        assert found["psnr_margin_ci95_db"] == pytest.approx(written["psnr_margin_ci95_db"], abs=1e-3)
+        assert (found["better_baseline"], found["target_met"]) == (written["better_baseline"], written["target_met"])
+    summary["pairs"][0]["psnr_by_pose"] = summary["pairs"][0]["psnr_by_pose"][:5]
+    (tmp_path / "cut.json").write_text(json.dumps(summary))
+    with pytest.raises(FormatError, match="5 per-pose PSNR values for 6 images"):
+        read_quality_summary(tmp_path / "cut.json")
+    # A summary written before the per-pose values were kept still reads, without the interval.
+    for pair in summary["pairs"]:
+        del pair["psnr_by_pose"]
+    (tmp_path / "old.json").write_text(json.dumps(summary))
+    assert all(v["psnr_margin_ci95_db"] is None for v in verdicts(read_quality_summary(tmp_path / "old.json")).values())
 
 
 def _pooled_rows(printed: str) -> list[list[str]]:
