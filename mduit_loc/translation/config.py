@@ -112,6 +112,10 @@ class TranslationConfig:
     # Beyond the paper: with I2I, the w/o I2I ablation's colour-jittered copy of the source is a third
     # positive beside the real image and I_{s->t} (Full then holds everything w/o I2I learns from)
     jitter_positive: bool = False
+    # Whether the translation losses (adversarial, reconstruction, content consistency, layout) train E_c. False:
+    # G reads a detached content code and E_c(I_{s->t}) runs with frozen weights (gradients still reach G
+    # through it), so E_c and H learn from the contrastive module alone (a diagnostic of the w/o NCE row)
+    translation_trains_content: bool = True
     negative_mining: str = "mixed"                # random, hard (most similar beyond the thresholds) or half of each
     # --- ablations (Table 1) ---------------------------------------------------------------------
     use_i2i: bool = True                          # False: colour-jittered copy replaces I_{s->t}

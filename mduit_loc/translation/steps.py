@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from mduit_loc.nn.chunking import apply_in_chunks
 from mduit_loc.translation import losses
@@ -78,6 +79,12 @@ class Discriminators(nn.Module):
                 "translated_pair": pair_logits[count:]}
 
 
+def with_frozen_weights(module: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``module(images)`` whose weights get no gradient; the gradient still flows back into ``images``."""
+    state = {name: value.detach() for name, value in module.named_parameters()}
+    return functional_call(module, {**state, **dict(module.named_buffers())}, (images,))
+
+
 class TrainForward(nn.Module):
     def __init__(self, model: MDUIT):
         super().__init__()
@@ -111,16 +118,21 @@ class TrainForward(nn.Module):
         filters_source, filters_target, filters_target_negative = filters[:3]
         groups = self.config.filter_groups
         # f_s ⊗ W_t (translation) and f_s ⊗ W_s (self-reconstruction) in one grouped conv and one G pass
-        stylised = appearance_adaptive_conv(torch.cat([content_source[:t], content_source[:t]]),
+        # without translation_trains_content, no translation loss reaches E_c's weights (see config)
+        trains_content = self.config.translation_trains_content
+        content_for_g = content_source[:t] if trains_content else content_source[:t].detach()
+        stylised = appearance_adaptive_conv(torch.cat([content_for_g, content_for_g]),
                                             torch.cat([filters_target, filters_source]), groups)
         translated, self_reconstruction = apply_in_chunks(model.generator, stylised).split(t)
-        content_translated = apply_in_chunks(model.content_encoder, translated)
+        encoder = model.content_encoder
+        content_translated = apply_in_chunks(
+            encoder if trains_content else lambda images: with_frozen_weights(encoder, images), translated)
         filters_translated = apply_in_chunks(model.appearance_encoder, translated)
         cycle = apply_in_chunks(model.generator, appearance_adaptive_conv(content_translated, filters_source, groups))
         if self.config.translated_positive == "detached":  # an augmented copy: NCE does not train G through it
             content_for_z = apply_in_chunks(model.content_encoder, translated.detach())
         else:
-            content_for_z = content_translated
+            content_for_z = content_translated if trains_content else apply_in_chunks(encoder, translated)
         z = apply_in_chunks(model.head, torch.cat([content_source, content_real, content_for_z, content_negatives,
                                                    content_jittered]))
         z_source, z_real, z_translated = z[:count], z[count:2 * count], z[2 * count:2 * count + t]
@@ -128,10 +140,11 @@ class TrainForward(nn.Module):
         # samples beyond the translation batch have no I_{s->t}: a placeholder, masked in the loss
         z_translated = torch.cat([z_translated, z_source[t:].detach()])
         positives = [z_real, z_translated, *([z_jittered] if self.config.jitter_positive else [])]
+        negative_for_g = content_negatives.view(count, n_neg, *content_source.shape[1:])[:t, 0]
         return {
             "translated": translated, "self_reconstruction": self_reconstruction, "cycle_reconstruction": cycle,
-            "content_source": content_source[:t], "content_translated": content_translated,
-            "content_negative": content_negatives.view(count, n_neg, *content_source.shape[1:])[:t, 0],
+            "content_source": content_for_g, "content_translated": content_translated,
+            "content_negative": negative_for_g if trains_content else negative_for_g.detach(),
             "filters_target": filters_target, "filters_translated": filters_translated,
             "filters_target_negative": filters_target_negative,
             **({"filters_target_positive": filters[3]} if len(filters) > 3 else {}),
