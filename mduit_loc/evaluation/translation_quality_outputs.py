@@ -83,7 +83,7 @@ def describe_appearance(mode: str) -> str:
             else "E_a of the target condition at another, random pose")
 
 
-def psnr_by_pose(result: QualityResult, method: str, group: str) -> np.ndarray | None:
+def pose_psnr_matrix(result: QualityResult, method: str, group: str) -> np.ndarray | None:
     """(pairs, poses) PSNR of ``method``'s pairs in direction ``group``, pairs sorted by name; None when the
     per-pose values are missing (a summary written before they were kept) or the pairs differ in poses."""
     chosen = sorted((s for s in result.scores if s.method == method and s.source != s.target
@@ -94,7 +94,7 @@ def psnr_by_pose(result: QualityResult, method: str, group: str) -> np.ndarray |
 
 
 def _margin_interval(result: QualityResult, group: str, baseline: str) -> list[float] | None:
-    mduit, other = psnr_by_pose(result, "mduit", group), psnr_by_pose(result, baseline, group)
+    mduit, other = pose_psnr_matrix(result, "mduit", group), pose_psnr_matrix(result, baseline, group)
     if mduit is None or other is None or mduit.shape != other.shape or not np.isfinite(mduit - other).all():
         return None
     return list(margin_interval(mduit, other))

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from mduit_loc.nn.chunking import apply_in_chunks
+from mduit_loc.nn.chunking import apply_in_chunks, elements_per_sample
 from mduit_loc.translation import losses
 from mduit_loc.translation.adaptive_conv import appearance_adaptive_conv
 from mduit_loc.translation.config import TranslationConfig
@@ -125,8 +125,9 @@ class TrainForward(nn.Module):
                                             torch.cat([filters_target, filters_source]), groups)
         translated, self_reconstruction = apply_in_chunks(model.generator, stylised).split(t)
         encoder = model.content_encoder
-        content_translated = apply_in_chunks(
-            encoder if trains_content else lambda images: with_frozen_weights(encoder, images), translated)
+        content_translated = (apply_in_chunks(encoder, translated) if trains_content else apply_in_chunks(
+            lambda images: with_frozen_weights(encoder, images), translated,
+            per_sample=elements_per_sample(encoder, translated)))   # E_c's own measurement, kept per module
         filters_translated = apply_in_chunks(model.appearance_encoder, translated)
         cycle = apply_in_chunks(model.generator, appearance_adaptive_conv(content_translated, filters_source, groups))
         if self.config.translated_positive == "detached":  # an augmented copy: NCE does not train G through it
