@@ -191,11 +191,16 @@ class Pooled:
     means: dict[str, float]
 
 
+def pairs_in(scores: Iterable[PairScores], method: str, group: str) -> list[PairScores]:
+    """The pairs of ``method`` in ``group`` (a direction such as ``night->day``, or ``all``), in order; a pair
+    whose source equals its target is never in a group."""
+    return [s for s in scores if s.method == method and s.source != s.target
+            and (group == "all" or s.direction == group)]
+
+
 def pool(scores: Iterable[PairScores], method: str, group: str) -> Pooled:
-    """Image-weighted means over the pairs of ``method`` in ``group`` (a direction such as
-    ``night->day``, or ``all``); a pair whose source equals its target is never pooled."""
-    chosen = [s for s in scores if s.method == method and s.source != s.target
-              and (group == "all" or s.direction == group)]
+    """Image-weighted means over ``pairs_in(scores, method, group)``."""
+    chosen = pairs_in(scores, method, group)
     images = sum(s.count for s in chosen)
     means = {name: (sum(s.sums[name] for s in chosen) / images if images else math.nan) for name in MEASURES}
     return Pooled(method, group, len(chosen), images, means)

@@ -31,7 +31,7 @@ from mduit_loc.datasets import open_dataset
 from mduit_loc.datasets.aligned import read_aligned_set
 from mduit_loc.errors import FormatError
 from mduit_loc.evaluation.tables import Table
-from mduit_loc.evaluation.translation_quality import MEASURES, PairScores, Pooled, margin_interval
+from mduit_loc.evaluation.translation_quality import MEASURES, PairScores, Pooled, margin_interval, pairs_in
 from mduit_loc.evaluation.translation_quality_run import (
     GROUPS,
     METHOD_LABELS,
@@ -86,8 +86,7 @@ def describe_appearance(mode: str) -> str:
 def pose_psnr_matrix(result: QualityResult, method: str, group: str) -> np.ndarray | None:
     """(pairs, poses) PSNR of ``method``'s pairs in direction ``group``, pairs sorted by name; None when the
     per-pose values are missing (a summary written before they were kept) or the pairs differ in poses."""
-    chosen = sorted((s for s in result.scores if s.method == method and s.source != s.target
-                     and s.direction == group), key=lambda s: (s.source, s.target))
+    chosen = sorted(pairs_in(result.scores, method, group), key=lambda s: (s.source, s.target))
     if not chosen or len({s.count for s in chosen}) != 1 or any(len(s.psnr_by_pose) != s.count for s in chosen):
         return None
     return np.array([s.psnr_by_pose for s in chosen])

@@ -10,6 +10,7 @@ I_{s->t} (Table 1, footnote 1); ``jitter_positive`` keeps that copy as a third p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -125,9 +126,9 @@ class TrainForward(nn.Module):
                                             torch.cat([filters_target, filters_source]), groups)
         translated, self_reconstruction = apply_in_chunks(model.generator, stylised).split(t)
         encoder = model.content_encoder
-        content_translated = (apply_in_chunks(encoder, translated) if trains_content else apply_in_chunks(
-            lambda images: with_frozen_weights(encoder, images), translated,
-            per_sample=elements_per_sample(encoder, translated)))   # E_c's own measurement, kept per module
+        encode_translated = encoder if trains_content else partial(with_frozen_weights, encoder)
+        content_translated = apply_in_chunks(encode_translated, translated,   # E_c's measurement, cached per module
+                                             per_sample=elements_per_sample(encoder, translated))
         filters_translated = apply_in_chunks(model.appearance_encoder, translated)
         cycle = apply_in_chunks(model.generator, appearance_adaptive_conv(content_translated, filters_source, groups))
         if self.config.translated_positive == "detached":  # an augmented copy: NCE does not train G through it
