@@ -116,7 +116,7 @@ def mduit_trajectory(config: TranslationConfig, data: Path, run: Path, validatio
     curves: dict[str, dict[int, dict[str, list[float]]]] = {z_name: {}, **({grid_name: {}} if grid else {})}
     for point, trainer in stopped_trainers(config, data, run, device, [0, *points],
                                            exclude_images=validation.excluded):
-        model = trainer.model.eval()
+        model = trainer.inference_model.eval()
         size = config.image_size
         curves[z_name][point] = validation.recall(model.describe, size)
         if grid:

@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def score(trainer: Trainer, dataset: LocalizationDataset, options: QualityOptions, device: torch.device) -> Point:
     """The pooled PSNR / SSIM of the trainer's current model, with the domain-mean filters of this step."""
-    model = trainer.model.eval()
+    model = trainer.inference_model.eval()
     means, exemplars, _ = trainer.domain_filters()
     model.set_domain_filters(means, exemplars)
     result = measure_translation_quality(model, read_aligned_set(dataset.root), dataset, options, device)

@@ -139,6 +139,9 @@ class TranslationConfig:
     mixed_precision: bool = True                  # CUDA only (bf16, or fp16 with loss scaling)
     channels_last: bool = False                   # speed only: NHWC activations (cuDNN tensor-core kernels)
     compile_model: bool = False                   # speed only: torch.compile each network (eager if it fails)
+    # Beyond the paper: the model written at the end is an exponential moving average of the training weights
+    # with this decay per step (weight_average.py; GAN toolkits evaluate such an average); 0: the last weights
+    ema_decay: float = 0.0
     seed: int = 0
     # --- bookkeeping -------------------------------------------------------------------------
     checkpoint_every: int = 100                   # steps
@@ -223,6 +226,7 @@ class TranslationConfig:
         need(self.generator_width == 0 or self.generator_width >= 2 ** self.n_downsample,
              f"generator_width must be 0 (the content channels) or >= {2 ** self.n_downsample}")
         need(self.weight_domain_filters >= 0 and self.weight_paired >= 0, "loss weights must be >= 0")
+        need(0.0 <= self.ema_decay < 1.0, f"ema_decay must be in [0, 1) (0: no average), got {self.ema_decay}")
 
     # --- (de)serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from mduit_loc.translation.curves import LossLog, loss_columns
 from mduit_loc.translation.data import ImageStore, load_training_set, rank_rows, steps_per_epoch
 from mduit_loc.translation.distributed import DistContext, rank_device
 from mduit_loc.translation.finish import FinishedTraining, domain_appearance_filters, finish_run
-from mduit_loc.translation.mduit import build_mduit
+from mduit_loc.translation.mduit import MDUIT, build_mduit
 from mduit_loc.translation.networks import init_weights
 from mduit_loc.translation.pairing import FIRST_NEGATIVE, REAL_POSITIVE, SOURCE, TARGET, build_epoch_plan
 from mduit_loc.translation.run_options import TrainOptions, TrainSummary
@@ -43,6 +43,7 @@ from mduit_loc.translation.steps import (
     discriminator_objective,
     generator_objective,
 )
+from mduit_loc.translation.weight_average import WeightAverage
 
 
 def lr_factor(step: int, total_steps: int, constant_fraction: float) -> float:
@@ -140,6 +141,8 @@ class Trainer:
         init_weights(self.discriminators, config.init_std)
         self.model.to(self.device)
         self.discriminators.to(self.device)
+        # the average is copied before the speed options: it stays eager (it only runs at the end)
+        self.average = WeightAverage(self.model, config.ema_decay) if config.ema_decay > 0 else None
         apply_speed_options(config, self.model, self.discriminators)   # channels-last, torch.compile
         # the modules stepped: themselves, or their DistributedDataParallel wrappers
         self.train_forward: nn.Module = TrainForward(self.model)
@@ -175,6 +178,8 @@ class Trainer:
         self.scheduler_g.load_state_dict(state["scheduler_g"])
         self.scheduler_d.load_state_dict(state["scheduler_d"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.average is not None:
+            self.average.load_state_dict(state["average"])
         if self.budget is not None:  # the budget fixed the length: keep the checkpoint's
             self.total_steps = int(state["total_steps"])
             self.budget = StepBudget(**state["budget"])
@@ -307,6 +312,8 @@ class Trainer:
                 step_rows = rows[index * config.batch_size:(index + 1) * config.batch_size]
                 terms = self.train_step(batch.to(self.device, non_blocking=True), self.step_labels(step_rows))
                 self.step += 1
+                if self.average is not None:
+                    self.average.update(self.model, self.step)
                 self.elapsed = time.perf_counter() - started
                 if self.budget is not None:
                     self._apply_budget()
@@ -330,9 +337,14 @@ class Trainer:
         computes them (for scoring translations of a run stopped early)."""
         return domain_appearance_filters(self._finished())
 
+    @property
+    def inference_model(self) -> MDUIT:
+        """The weights the run writes: the moving average (``ema_decay``) or the training weights."""
+        return self.average.model if self.average is not None else self.model
+
     def _finished(self) -> FinishedTraining:
         return FinishedTraining(run_dir=self.run_dir, config=self.config, options=self.options, context=self.context,
-                                model=self.model, discriminators=self.discriminators,
+                                model=self.inference_model, discriminators=self.discriminators,
                                 training_set=self.training_set, store=self.store, device=self.device,
                                 mixed_precision=self.use_amp, step=self.step, total_steps=self.total_steps,
                                 steps_per_epoch=self.steps_per_epoch, elapsed=self.elapsed,
@@ -368,7 +380,8 @@ class Trainer:
                      "scheduler_g": self.scheduler_g.state_dict(), "scheduler_d": self.scheduler_d.state_dict(),
                      "scaler": self.scaler.state_dict(), "world_size": self.context.world_size,
                      "pairing_s": self.pairing_s, "stopped_by_budget": self.stopped_by_budget,
-                     "budget": vars(self.budget).copy() if self.budget is not None else {}}
+                     "budget": vars(self.budget).copy() if self.budget is not None else {},
+                     "average": self.average.state_dict() if self.average is not None else None}
             ckpt.save_checkpoint(self.run_dir, state, self.step, self.options.keep_checkpoints)
             self.loss_log.plot(self.run_dir / "losses.png")
         self.context.barrier()

@@ -106,12 +106,13 @@ def train_until_killed(config, data, out, kill_at_step: int) -> None:
         trainer.run()
 
 
-def test_resume_after_a_kill_equals_an_uninterrupted_run(domain_data, tmp_path):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_resume_after_a_kill_equals_an_uninterrupted_run(domain_data, tmp_path, ema_decay):
     torch.use_deterministic_algorithms(True)
     try:
         # 24 images, batch 4: 6 steps per epoch, so both runs cross an epoch boundary (new pairing).
         # The split run dies during step 7: its last checkpoint is step 4, steps 5-6 are lost and redone.
-        config = small_config(max_steps=9, checkpoint_every=4)
+        config = small_config(max_steps=9, checkpoint_every=4, ema_decay=ema_decay)
         full, _ = train(config, domain_data, tmp_path / "full")
         train_until_killed(config, domain_data, tmp_path / "split", kill_at_step=6)
         assert load_checkpoint(last_checkpoint_path(tmp_path / "split"))["step"] == 4
@@ -128,11 +129,24 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(domain_data, tmp_path):
     assert losses_without_clock(tmp_path / "full") == losses_without_clock(tmp_path / "split")
     for name, tensor in full.model.state_dict().items():
         assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+    for name, tensor in full.inference_model.state_dict().items():   # the weight average too
+        assert torch.equal(tensor, resumed.inference_model.state_dict()[name]), name
     for name, tensor in full.discriminators.state_dict().items():
         assert torch.equal(tensor, resumed.discriminators.state_dict()[name]), name
     a = load_checkpoint(last_checkpoint_path(tmp_path / "full"))
     b = load_checkpoint(last_checkpoint_path(tmp_path / "split"))
     assert torch.equal(a["plan"], b["plan"])
+
+
+def test_the_run_writes_the_weight_average_when_asked(domain_data, tmp_path):
+    trainer, _ = train(small_config(max_steps=5, ema_decay=0.9), domain_data, tmp_path / "run")
+    written = load_mduit(tmp_path / "run").state_dict()
+    averaged, last = trainer.inference_model.state_dict(), trainer.model.state_dict()
+    assert trainer.inference_model is not trainer.model
+    assert all(torch.equal(written[name], averaged[name]) for name in written)
+    weights = [name for name, value in last.items() if value.is_floating_point() and "weight" in name]
+    assert any(not torch.equal(written[name], last[name]) for name in weights)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["ema_decay"] == 0.9
 
 
 @pytest.mark.parametrize("ablation", [{"use_i2i": False}, {"use_nce": False, "nce_ablation_loss": "l1"},
