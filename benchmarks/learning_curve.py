@@ -12,7 +12,7 @@ point and resumes bit for bit, so the curve is the trajectory of that one run). 
 backbone): constant learning rate, continued to each point. Both learn from the same posed images.
 Writes ``OUT/learning_curve.csv``, ``OUT/learning_curve.md`` and ``OUT/learning_curve.png`` (the runs
 in ``OUT/runs`` are trained afresh each time). Step counts, not wall-clock time, so the curve is the
-same on any machine.
+same on any machine with the same thread count (`--threads`).
 """
 from __future__ import annotations
 

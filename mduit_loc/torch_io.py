@@ -101,3 +101,17 @@ def load_checkpoint_file(path: str | Path, what: str, file_format: str) -> dict:
         got = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise FormatError(Path(path), None, f"format {file_format!r}", got=repr(got))
     return state
+
+
+def thread_mismatch(state: dict) -> str | None:
+    """Why resuming ``state`` in this process will not continue it bit for bit, or None.
+
+    The torch thread count sets the order of floating-point sums (the same seed and steps give another
+    model with another thread count), so a resume under another count stays valid but differs in rounding.
+    """
+    written_with = state.get("torch_threads")
+    if written_with is None or written_with == torch.get_num_threads():
+        return None
+    return (f"the checkpoint was written with {written_with} torch thread(s), this process uses "
+            f"{torch.get_num_threads()}: the rest of the run will differ in rounding from an uninterrupted one "
+            "(pass --threads to match)")

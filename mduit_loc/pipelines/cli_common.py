@@ -18,7 +18,7 @@ def add_training_arguments(group: argparse.ArgumentParser | argparse._ArgumentGr
     prefix = f"{context}: " if context else ""
     group.add_argument("--mduit-steps", type=int,
                        help=f"{prefix}MDUIT optimizer steps per variant (default: {default_steps}; the same model "
-                            "on any machine)")
+                            "on any machine with the same --threads)")
     group.add_argument("--netvlad-steps", type=int,
                        help=f"{prefix}NetVLAD optimizer steps (default: the MDUIT step count)")
     group.add_argument("--budget-min", type=float,

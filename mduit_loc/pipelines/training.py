@@ -1,9 +1,10 @@
 """Training the compared methods on the same data and the same budget.
 
-The budget is a number of optimizer steps per method by default: the same steps give the same model
-on any machine, however busy. A wall-clock budget (``seconds``) stays available for a quick look:
-NetVLAD then stops by itself at ``max_seconds`` (its clock includes k-means initialisation and
-mining), and MDUIT gets ``time_budget_min`` (it probes its own speed, fits the learning-rate
+The budget is a number of optimizer steps per method by default: the same steps and the same torch
+thread count give the same model on the same kind of machine, however busy (another thread count sums
+floats in another order, and the model drifts apart over the steps). A wall-clock budget (``seconds``)
+stays available for a quick look: NetVLAD then stops by itself at ``max_seconds`` (its clock includes
+k-means initialisation and mining), and MDUIT gets ``time_budget_min`` (it probes its own speed, fits the learning-rate
 schedule to the steps that fit and stops when the time is spent). Neither has an epoch limit here
 (``epochs=None``): the budget alone ends the run. run.json records the steps and seconds actually
 spent, which the tables report. Both trainings resume from their checkpoints when a run was

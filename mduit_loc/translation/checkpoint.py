@@ -3,7 +3,8 @@
 Each file is written atomically and holds only tensors and plain containers of numbers and
 strings, so ``torch.load(..., weights_only=True)`` reads it: network and optimizer state dicts,
 scheduler and loss-scaler state, the step, the epoch's pairing plan, and every rank's RNG state
-(as uint8 tensors). Resuming from it continues a run bit-for-bit.
+(as uint8 tensors). Resuming from it continues a run bit-for-bit under the same torch thread
+count (``torch_io.thread_mismatch`` says when it will not).
 """
 from __future__ import annotations
 
@@ -73,3 +74,4 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["cpu"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+

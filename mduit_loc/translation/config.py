@@ -282,9 +282,9 @@ TINY_RECIPE: dict[str, Any] = dict(
 # day -> night and +3.17 / +3.81 / +3.47 dB night -> day over colour transfer on the whole aligned set (tiny
 # before the pose target: +1.50 / +2.67); queries translated into overcast-reference lift the thumbnail's night
 # recall from 14.5 to 19.1 / 27.9 / 24.8 % (tiny: 16.0 / 27.6 %); its own z is lower by day (90.0 / 90.5 % on
-# seeds 0 / 1 against 92.8 / 92.2 %). Adversarial weights 0.25 or 0.1, layout weight 1600, paired_norm="l2" or
-# 2000 steps all stop at 16.96-17.00 dB day -> night (+1.95 to +1.98; 95 % interval over the poses about +-0.14 dB)
-# (README, "Beyond the layout weight"); none is adopted.
+# seeds 0 / 1 against 92.8 / 92.2 %). Adversarial weights 0.25 or 0.1, layout weight 1600, paired_norm="l2",
+# 2000 steps or ema_decay=0.999 all stop at 16.94-17.00 dB day -> night (+1.92 to +1.98; 95 % interval over the
+# poses about +-0.14 dB) (README, "Beyond the layout weight"); none is adopted.
 TRANSLATOR_RECIPE: dict[str, Any] = {**TINY_RECIPE, "weight_paired": 800.0}
 
 

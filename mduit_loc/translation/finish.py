@@ -113,7 +113,8 @@ def _write_run(run: FinishedTraining, folder: Path, final_losses: dict[str, floa
             "final_losses": {k: round(v, 6) for k, v in final_losses.items()},
             "time_budget_min": config.time_budget_min, "stopped_by_budget": run.stopped_by_budget,
             "include_test_queries": options.include_test_queries,
-            "ranks_in_sync": in_sync, "torch": torch.__version__, "python": platform.python_version(),
+            "ranks_in_sync": in_sync, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
     })

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from mduit_loc.errors import ConfigMismatchError, MduitError
 from mduit_loc.runtime import autocast, default_num_workers, seed_everything
+from mduit_loc.torch_io import thread_mismatch
 from mduit_loc.translation import checkpoint as ckpt
 from mduit_loc.translation.budget import StepBudget
 from mduit_loc.translation.config import TranslationConfig
@@ -188,6 +189,8 @@ class Trainer:
             raise ConfigMismatchError(f"--resume: the checkpoint was written for {state['total_steps']} steps, "
                                       f"this run would take {self.total_steps} (dataset or batch changed?)")
         self.step, self.elapsed = int(state["step"]), float(state["elapsed_s"])
+        if (mismatch := thread_mismatch(state)) and self.context.is_main:
+            print(f"--resume: {mismatch}", file=sys.stderr)
         self.last_checkpoint_s = self.elapsed
         self.plan, self.plan_epoch = state["plan"], int(state["plan_epoch"])
         rng = state["rng"]
@@ -381,7 +384,8 @@ class Trainer:
                      "scaler": self.scaler.state_dict(), "world_size": self.context.world_size,
                      "pairing_s": self.pairing_s, "stopped_by_budget": self.stopped_by_budget,
                      "budget": vars(self.budget).copy() if self.budget is not None else {},
-                     "average": self.average.state_dict() if self.average is not None else None}
+                     "average": self.average.state_dict() if self.average is not None else None,
+                     "torch_threads": torch.get_num_threads()}
             ckpt.save_checkpoint(self.run_dir, state, self.step, self.options.keep_checkpoints)
             self.loss_log.plot(self.run_dir / "losses.png")
         self.context.barrier()

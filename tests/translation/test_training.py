@@ -174,6 +174,23 @@ def test_resume_refuses_changed_settings(domain_data, tmp_path):
               explicit_settings={"n_negatives": 3})
 
 
+def test_resume_under_another_thread_count_says_it_will_not_be_bit_for_bit(domain_data, tmp_path, capsys):
+    config = small_config(max_steps=4)
+    threads = torch.get_num_threads()
+    try:
+        train(config, domain_data, tmp_path / "run", stop_after=2, threads=1)
+        assert load_checkpoint(last_checkpoint_path(tmp_path / "run"))["torch_threads"] == 1
+        capsys.readouterr()
+        _, summary = train(config, domain_data, tmp_path / "run", resume=True, threads=2)
+    finally:
+        torch.set_num_threads(threads)
+    assert summary.steps == 4
+    err = capsys.readouterr().err
+    assert "written with 1 torch thread(s), this process uses 2" in err and "--threads" in err
+    training = json.loads((tmp_path / "run" / "run.json").read_text())["training"]
+    assert training["torch_threads"] == 2
+
+
 def test_checkpoints_by_time_let_an_early_stop_resume(domain_data, tmp_path):
     # every second counts as late (checkpoint_every_s=0): each step is saved although 100 steps are far away
     config = small_config(max_steps=3, checkpoint_every=100, checkpoint_every_s=0.0)

@@ -13,6 +13,7 @@ Outputs in RUN: ``model.pt`` + ``run.json`` (``load_netvlad`` reads them), ``los
 from __future__ import annotations
 
 import json
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from mduit_loc.retrieval.netvlad.train_io import (
     save_checkpoint,
 )
 from mduit_loc.runtime import autocast, default_num_workers, seed_everything
+from mduit_loc.torch_io import thread_mismatch
 
 
 # --- losses -----------------------------------------------------------------------------------
@@ -178,6 +180,8 @@ class NetVLADTrainer:
         self.elapsed, self.mining_seconds = float(state["elapsed"]), float(state["mining_seconds"])
         self.images_seen = int(state["images_seen"])
         torch.set_rng_state(state["rng"])
+        if mismatch := thread_mismatch(state):
+            print(f"--resume: {mismatch}", file=sys.stderr)
 
     def _checkpoint(self, model: NetVLADDescriptor, optimizer: torch.optim.Optimizer, elapsed: float) -> None:
         plan = torch.from_numpy(self.plan) if self.plan is not None else torch.zeros(0, dtype=torch.int64)
@@ -186,7 +190,8 @@ class NetVLADTrainer:
             "optimizer": optimizer.state_dict(), "step": self.step, "epoch": self.epoch,
             "position": self.position, "plan": plan, "elapsed": elapsed, "freeze_lower": self.freeze_lower,
             "mining_seconds": self.mining_seconds, "images_seen": self.images_seen,
-            "config": json.dumps(self.config.to_dict(), sort_keys=True), "rng": torch.get_rng_state()})
+            "config": json.dumps(self.config.to_dict(), sort_keys=True), "rng": torch.get_rng_state(),
+            "torch_threads": torch.get_num_threads()})
 
     # --- mining ---------------------------------------------------------------------------------
     def mine_epoch(self, model: NetVLADDescriptor, epoch: int) -> np.ndarray:
@@ -305,7 +310,8 @@ class NetVLADTrainer:
                     "images_per_step": config.images_per_step, "images_seen": self.images_seen,
                     "seconds": round(self.elapsed, 2), "mining_seconds": round(self.mining_seconds, 2),
                     "stopped_by": stopped_by, "final_loss": last_loss, "device": str(self.device),
-                    "mixed_precision": self.use_amp, "torch": torch.__version__}
+                    "mixed_precision": self.use_amp, "torch": torch.__version__,
+                    "torch_threads": torch.get_num_threads()}
         extra = {"dataset": self.data_description, "vgg_weights": str(self.vgg_weights) if self.vgg_weights else None,
                  "num_training_images": len(self.images), "num_anchors": int(len(self.anchors)),
                  "parameter_count": model.parameter_count(), "training": training}

@@ -102,6 +102,19 @@ def test_resume_continues_exactly(posed_images, tmp_path):
     assert state["step"] == 8
 
 
+def test_resume_under_another_thread_count_says_so(posed_images, tmp_path, capsys):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        train_netvlad(tiny_config(max_steps=2), tmp_path / "run", posed_images, progress=False)
+        capsys.readouterr()
+        torch.set_num_threads(2)
+        train_netvlad(tiny_config(max_steps=3), tmp_path / "run", posed_images, resume=True, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert "written with 1 torch thread(s), this process uses 2" in capsys.readouterr().err
+
+
 def test_pca_whitening_decorrelates():
     generator = torch.Generator().manual_seed(0)
     data = torch.randn(300, 6, generator=generator) @ torch.randn(6, 6, generator=generator) + 3.0
