@@ -11,6 +11,8 @@ CONSTRAINTS ?= constraints-cpu.txt
 # PyPI's Linux wheel is the CUDA build (~2.5 GB of nvidia-* packages) and a constraints file cannot
 # choose a build.
 TORCH ?= auto
+# one torch thread: the README's demo figures were measured so (the model depends on the thread count)
+DEMO_ARGS ?= --threads 1
 INSTALL_TORCH := sh scripts/install_torch.sh $(PY) $(TORCH) $(CONSTRAINTS)
 
 .PHONY: setup demo test lint bench clean

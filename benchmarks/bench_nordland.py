@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--exemplars", type=int, default=3, help="winter appearances of the translated database")
     parser.add_argument("--mduit-set", action="append", default=[], metavar="KEY=VALUE",
                         help="MDUIT setting ('mduit-loc train --set', repeatable)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: automatic)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: the usable cores)")
     parser.add_argument("--num-workers", type=int, help="image decoding workers (default: automatic)")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)

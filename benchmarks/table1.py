@@ -21,7 +21,7 @@ from mduit_loc.pipelines.cli_common import add_training_arguments, budget_from_a
 from mduit_loc.pipelines.methods import RetrievalProtocol
 from mduit_loc.pipelines.stages import holds_nothing, render_synthetic
 from mduit_loc.pipelines.table1 import print_table1, run_table1
-from mduit_loc.pipelines.threads import configure_threads
+from mduit_loc.pipelines.threads import THREADS_HELP, configure_threads
 
 # Benchmark outputs stay in the checkout (git-ignored), not in a temporary folder the OS may clear.
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=("tiny", "small", "full"), default="small",
                         help="synthetic preset rendered when --data is absent or empty (default: small)")
     parser.add_argument("--budget-min", type=float, default=5.5, help="training minutes per method (default: 5.5)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: automatic)")
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
     add_training_arguments(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-progress", action="store_true")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mduit_loc.pipelines.methods import RetrievalProtocol
 from mduit_loc.pipelines.table1 import DEFAULT_STEPS, RAW_PIXELS, TABLE1_METHODS, run_table1
-from mduit_loc.pipelines.threads import configure_threads
+from mduit_loc.pipelines.threads import THREADS_HELP, configure_threads
 from mduit_loc.pipelines.training import TrainingBudget
 from mduit_loc.runtime import default_device
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", nargs="+", default=["mduit-full", "mduit-no-i2i"],
                         help=f"row keys, of: {', '.join(m.key for m in TABLE1_METHODS if m.kind != 'raw')}")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="optimizer steps per trained row")
-    parser.add_argument("--threads", type=int, help="torch threads (default: automatic)")
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
     args = parser.parse_args(argv)
     by_key = {m.key: m for m in TABLE1_METHODS}
     unknown = [key for key in args.rows if key not in by_key or by_key[key].kind == "raw"]

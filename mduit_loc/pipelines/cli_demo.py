@@ -20,6 +20,7 @@ from mduit_loc.output_lock import output_lock
 from mduit_loc.pipelines.cli_common import add_training_arguments, budget_from_args
 from mduit_loc.pipelines.demo import DEMO_METHODS, DemoSettings, print_summary, run_demo
 from mduit_loc.pipelines.methods import RetrievalProtocol
+from mduit_loc.pipelines.threads import THREADS_HELP
 
 DEFAULT_OUT = Path("demo_output")
 DEFAULT_STEPS = 300
@@ -37,8 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-per-location", action="store_true",
                         help="retrieve from the whole map instead of the query's location only")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--threads", type=int,
-                        help="torch threads (default: all cores, or 1 when the machine is already busy)")
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     small = parser.add_argument_group("miniature runs (tests, quick looks)")
     small.add_argument("--size", type=int, help="rendered image size in pixels (default: the preset's)")

@@ -21,7 +21,7 @@ from mduit_loc.pipelines.cli_common import add_training_arguments, budget_from_a
 from mduit_loc.pipelines.methods import RetrievalProtocol
 from mduit_loc.pipelines.stages import holds_nothing, render_synthetic
 from mduit_loc.pipelines.table1 import DEFAULT_STEPS, print_table1, run_table1
-from mduit_loc.pipelines.threads import configure_threads
+from mduit_loc.pipelines.threads import THREADS_HELP, configure_threads
 from mduit_loc.runtime import add_device_argument
 
 DEFAULT_OUT = Path("table1_output")
@@ -35,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("tiny", "small", "full"),
                         help="render this synthetic benchmark into --data first when --data is absent or empty "
                              "(otherwise --data is used as it is)")
-    parser.add_argument("--threads", type=int,
-                        help="torch threads (default: all cores, or 1 when the machine is already busy)")
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     group = parser.add_argument_group("retrieval (every row: same camera, same location)")
     group.add_argument("--pose", default="top1", help="pose from retrieval: top1 (default), mean, weighted, pnp")

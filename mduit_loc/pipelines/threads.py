@@ -1,28 +1,50 @@
-"""Torch's intra-op thread count for every stage of a pipeline."""
+"""Torch's intra-op thread count for every stage of a pipeline.
+
+The count is part of what makes a run reproducible: it sets the order in which float sums are taken,
+so the same seed and steps give another model under another count. The automatic choice therefore
+depends on the machine only (its usable cores), never on how busy it is; a busy machine gets a hint.
+"""
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 
 from mduit_loc.errors import MduitError
 
+THREADS_HELP = ("torch threads (default: the usable cores; the model depends on it, so pass the same value to "
+                "reproduce a run; 1 is much faster on a machine busy with other jobs)")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def busy_hint(threads: int, cores: int) -> str | None:
+    """A one-line hint when ``threads`` > 1 on a machine whose load already fills its cores, else None."""
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # not available on this platform
+        return None
+    if threads == 1 or load < cores:
+        return None
+    # oversubscribed OpenMP threads spin and wait: on a shared 2-core machine an MDUIT tiny step took
+    # ~20 s with 2 threads and ~4 s with 1 (measured)
+    return (f"note: the machine is busy (load {load:.1f} on {cores} cores); --threads 1 is usually much faster "
+            f"here, and gives another (equally valid) model than {threads} threads")
+
 
 def configure_threads(threads: int | None) -> int:
-    """Set torch's intra-op threads for every stage; ``None``: automatic. Returns the number used.
-
-    Automatic: all cores on an idle machine, but one thread when the machine is already busy (load
-    average >= cores), because oversubscribed OpenMP threads spin and wait: measured here on a
-    shared 2-core machine, an MDUIT tiny step took ~20 s with 2 threads and ~4 s with 1.
-    """
-    cores = os.cpu_count() or 1
-    if threads is None:
-        try:
-            busy = os.getloadavg()[0] >= cores
-        except OSError:  # not available on this platform
-            busy = False
-        threads = 1 if busy else cores
-    if threads < 1:
-        raise MduitError(f"--threads must be >= 1, got {threads}")
-    torch.set_num_threads(threads)
-    return threads
+    """Set torch's intra-op threads for every stage; ``None``: the usable cores. Returns the number used."""
+    cores = usable_cores()
+    chosen = cores if threads is None else threads
+    if chosen < 1:
+        raise MduitError(f"--threads must be >= 1, got {chosen}")
+    if threads is None and (hint := busy_hint(chosen, cores)):
+        print(hint, file=sys.stderr)
+    torch.set_num_threads(chosen)
+    return chosen
