@@ -59,6 +59,13 @@ def autocast(device: torch.device, enabled: bool = True):
     return contextlib.nullcontext()
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def default_num_workers() -> int:
     """DataLoader workers: leave one core for the model."""
     return max(0, min(4, (os.cpu_count() or 1) - 1))

@@ -12,16 +12,10 @@ import sys
 import torch
 
 from mduit_loc.errors import MduitError
+from mduit_loc.runtime import usable_cores
 
 THREADS_HELP = ("torch threads (default: the usable cores; the model depends on it, so pass the same value to "
                 "reproduce a run; 1 is much faster on a machine busy with other jobs)")
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the platform tells it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def busy_hint(threads: int, cores: int) -> str | None:

@@ -39,10 +39,10 @@ class WeightAverage(Generic[ModuleT]):
         """Move the average towards ``model``'s current weights (call after the optimiser's step ``step``)."""
         keep = warmed_decay(self.decay, step)
         averaged = self.model.state_dict()
-        for name, value in model.state_dict().items():
+        for name, value in model.state_dict().items():   # detached views of the same dtypes (a deep copy)
             target = averaged[name]
             if target.is_floating_point():
-                target.lerp_(value.detach().to(target.dtype), 1.0 - keep)
+                target.lerp_(value, 1.0 - keep)
             else:   # integer buffers (counters) are copied, not averaged
                 target.copy_(value)
 
