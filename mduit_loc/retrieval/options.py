@@ -36,7 +36,7 @@ class IndexOptions:
     save_translations: bool = False        # --save-translations
     # --fuse-translations W: one vector per database image, normalise((1 - W) z(original) + W mean z(copies)),
     # instead of one vector per copy searched with a maximum (None, the paper's augmentation), which lets a
-    # blurred copy of a wrong place win (measured in the README, Table 1); the index is also smaller.
+    # blurred copy of a wrong place win (measured in docs/results/table1.md); the index is also smaller.
     fuse_translations: float | None = None
     image_root: str | None = None          # --image-root (COLMAP maps)
     device: torch.device = field(default_factory=default_device)   # --device

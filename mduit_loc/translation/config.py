@@ -54,7 +54,7 @@ class TranslationConfig:
     generator_norm: str = "ln"                    # ln (layer norm, MUNIT's decoder) or none
     # Beyond the paper: G also reads each pixel's row and column (CoordConv): with reflect padding a fully
     # convolutional G cannot know where in the frame it paints, so it cannot put a condition's sky,
-    # lamps or headlight cone in their place (README, "What limits it")
+    # lamps or headlight cone in their place (docs/results/translation.md, "What limits it")
     generator_coordinates: bool = False
     generator_width: int = 0                      # channels of G's first stage (0: c, the content channels)
     # --- discriminators D_i, D_a ------------------------------------------------------------------
@@ -249,7 +249,7 @@ class TranslationConfig:
         return cls(**{**legacy, **data} if "head" not in data else data)
 
 
-# The CPU recipe of the tiny preset, measured on the synthetic `small` benchmark (README, "Learning"):
+# The CPU recipe of the tiny preset, measured on the synthetic `small` benchmark (docs/results/learning.md):
 # - the contrastive module learns from many samples (32 per step, in-batch negatives), the translation
 #   module from the first 8 of them (its step costs ~4x more per sample);
 # - E_c and H learn at 1e-3 with Adam's usual momentum; E_a, G and the discriminators at the paper's
@@ -263,11 +263,12 @@ class TranslationConfig:
 #   it each condition's colour layout: +1.64 / +2.49 dB PSNR day -> night / night -> day over a global
 #   colour transfer after 1000 steps, against +0.62 / +0.93 with weight 10 on 4 x 4 cells and no position;
 #   weight 400 / 800 translate a little better (+1.87 / +1.93 dB day -> night) but lower z at night
-#   (26.8 / 24.8 against 29.4 %) (README, "Translation quality");
+#   (26.8 / 24.8 against 29.4 %) (docs/results/translation.md);
 # - the target I_t is the nearest posed view of the same place, not the most similar by z: z's night recall
-#   37.7 / 45.4 % on seeds 0 / 1 against 34.0 / 39.7 %, translation +0.09 / +0.09 dB (README, "The target by pose").
+#   37.7 / 45.4 % on seeds 0 / 1 against 34.0 / 39.7 %, translation +0.09 / +0.09 dB
+#   (docs/results/translation.md, "The target by pose").
 # - the w/o NCE ablations replace eq. 5 by eq. 4's margin form on z, not by the paper's plain L1 pull, which
-#   collapses z (9.0 % at night, below raw pixels' 14.5 %) and so measures nothing (README, Table 1).
+#   collapses z (9.0 % at night, below raw pixels' 14.5 %) and so measures nothing (docs/results/table1.md).
 TINY_RECIPE: dict[str, Any] = dict(
     batch_size=32, translation_batch_size=8, n_negatives=4, lr_descriptor=1e-3, weight_nce=10.0,
     translated_positive="detached", descriptor_dim=0,
@@ -276,15 +277,15 @@ TINY_RECIPE: dict[str, Any] = dict(
 )
 
 
-# The tiny preset tuned for translation rather than for z (for `mduit-loc query --translate-queries-to`
-# or `mduit-loc translate`): the layout loss 4x stronger (towards the nearest posed view, as tiny's).
-# Measured on `small` after 1000 steps (README, "The target by pose"), seeds 0 / 1 / 2: +1.86 / +1.85 / +1.80 dB
-# day -> night and +3.17 / +3.81 / +3.47 dB night -> day over colour transfer on the whole aligned set (tiny
-# before the pose target: +1.50 / +2.67); queries translated into overcast-reference lift the thumbnail's night
-# recall from 14.5 to 19.1 / 27.9 / 24.8 % (tiny: 16.0 / 27.6 %); its own z is lower by day (90.0 / 90.5 % on
-# seeds 0 / 1 against 92.8 / 92.2 %). Adversarial weights 0.25 or 0.1, layout weight 1600, paired_norm="l2",
+# The tiny preset tuned for translation rather than for z (for `mduit-loc query --translate-queries-to` or
+# `mduit-loc translate`): the layout loss 4x stronger (towards the nearest posed view, as tiny's). Measured on
+# `small` after 1000 steps (docs/results/translation.md, "The target by pose"), seeds 0 / 1 / 2: +1.86 / +1.85 /
+# +1.80 dB day -> night and +3.17 / +3.81 / +3.47 dB night -> day over colour transfer on the whole aligned set
+# (tiny before the pose target: +1.50 / +2.67); queries translated into overcast-reference lift the thumbnail's
+# night recall from 14.5 to 19.1 / 27.9 / 24.8 % (tiny: 16.0 / 27.6 %); its own z is lower by day (90.0 / 90.5 %
+# on seeds 0 / 1 against 92.8 / 92.2 %). Adversarial weights 0.25 or 0.1, layout weight 1600, paired_norm="l2",
 # 2000 steps or ema_decay=0.999 all stop at 16.94-17.00 dB day -> night (+1.92 to +1.98; 95 % interval over the
-# poses about +-0.14 dB) (README, "Beyond the layout weight"); none is adopted.
+# poses about +-0.14 dB) (docs/results/translation.md, "Beyond the layout weight"); none is adopted.
 TRANSLATOR_RECIPE: dict[str, Any] = {**TINY_RECIPE, "weight_paired": 800.0}
 
 
