@@ -284,8 +284,11 @@ TINY_RECIPE: dict[str, Any] = dict(
 # (tiny before the pose target: +1.50 / +2.67); queries translated into overcast-reference lift the thumbnail's
 # night recall from 14.5 to 19.1 / 27.9 / 24.8 % (tiny: 16.0 / 27.6 %); its own z is lower by day (90.0 / 90.5 %
 # on seeds 0 / 1 against 92.8 / 92.2 %). Adversarial weights 0.25 or 0.1, layout weight 1600, paired_norm="l2",
-# 2000 steps or ema_decay=0.999 all stop at 16.94-17.00 dB day -> night (+1.92 to +1.98; 95 % interval over the
-# poses about +-0.14 dB) (docs/results/translation.md, "Beyond the layout weight"); none is adopted.
+# 2000 steps, ema_decay=0.999, a quarter of the cycle weight, 16 translated samples per step or a 3.5x wider G all
+# stop at 16.94-17.00 dB day -> night (+1.92 to +1.98; 95 % interval over the poses about +-0.14 dB); none is
+# adopted. The same networks fine-tuned on pixel-aligned pairs reach only 0.2-0.3 dB more on unseen buildings: a
+# day frame does not show what glows at night (docs/results/translation.md, "Beyond the layout weight" and "With
+# pixel-aligned supervision").
 TRANSLATOR_RECIPE: dict[str, Any] = {**TINY_RECIPE, "weight_paired": 800.0}
 
 
