@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from mduit_loc.datasets.aligned import read_aligned_set
+from mduit_loc.datasets.aligned import AlignedPose, read_aligned_set
 from mduit_loc.datasets.images import load_image
 from mduit_loc.datasets.synthetic.effects import EXPOSURE_RANGE, exposure_jitter_gains
 from mduit_loc.evaluation.translation_quality import LabStats, colour_transfer, direction, lab_features, lab_stats, psnr
@@ -86,6 +86,20 @@ def reexposed(truth: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return (truth * MEAN_EXPOSURE / draws[:, :, None, None]).clamp(0, 1)
 
 
+def aligned_images(poses: list[AlignedPose], conditions: tuple[str, ...],
+                   size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """{condition: (N, 3, H, W) float images in [0, 1]} of ``poses``, in order, read at ``size``."""
+    return {c: torch.from_numpy(np.stack([load_image(p.images[c], size) for p in poses])).permute(0, 3, 1, 2)
+            .float() / 255.0 for c in conditions}
+
+
+def print_and_save(lines: list[str], out: Path | None) -> None:
+    """Print a Markdown table and, with ``out``, write it there too."""
+    print("\n".join(lines))
+    if out:
+        write_text_atomic(out, "\n".join(lines) + "\n")
+
+
 def colour_matched(images: torch.Tensor, target: LabStats) -> torch.Tensor:
     """``colour_transfer`` of each (3, H, W) image to the target statistics."""
     moved = [colour_transfer(image, target) for image in images.permute(0, 2, 3, 1).double().numpy()]
@@ -111,8 +125,7 @@ def oracle_outputs(source: torch.Tensor, truth: torch.Tensor, translated: torch.
 def headroom(data: Path, model: MDUIT | None, size: tuple[int, int], every: int) -> dict[str, dict[str, float]]:
     aligned = read_aligned_set(data)
     poses = aligned.poses[::every]
-    images = {c: torch.from_numpy(np.stack([load_image(p.images[c], size) for p in poses])).permute(0, 3, 1, 2)
-              .float() / 255.0 for c in aligned.conditions}
+    images = aligned_images(poses, aligned.conditions, size)
     others = [p for i, p in enumerate(aligned.poses) if i % every][:STATISTICS_IMAGES]
     statistics = {c: lab_stats(np.stack([lab_features(load_image(p.images[c], size).astype(np.float64) / 255.0)
                                          for p in others])) for c in aligned.conditions}
@@ -158,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
              "| output | " + " | ".join(DIRECTIONS) + " |", "|---|" + "---:|" * len(DIRECTIONS)]
     lines += [f"| {name} | " + " | ".join(f"{groups[d]:.2f}" for d in DIRECTIONS) + " |"
               for name, groups in table.items()]
-    print("\n".join(lines))
-    if args.out:
-        write_text_atomic(args.out, "\n".join(lines) + "\n")
+    print_and_save(lines, args.out)
     return 0
 
 

@@ -32,16 +32,18 @@ from typing import Mapping, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
+from translation_headroom import (  # this folder: the script's own sys.path[0]
+    DIRECTIONS,
+    aligned_images,
+    colour_matched,
+    print_and_save,
+)
 
 from mduit_loc.datasets.aligned import AlignedPose, read_aligned_set
-from mduit_loc.datasets.images import load_image
-from mduit_loc.evaluation.translation_quality import LabStats, colour_transfer, direction, lab_features, lab_stats, psnr
-from mduit_loc.io_utils import write_text_atomic
+from mduit_loc.evaluation.translation_quality import LabStats, direction, lab_features, lab_stats, psnr
 from mduit_loc.pipelines.threads import configure_threads
 from mduit_loc.translation.mduit import MDUIT
 from mduit_loc.translation.model_io import load_mduit
-
-DIRECTIONS = ("day->night", "night->day")
 
 
 def route_split(poses: list[AlignedPose], train_fraction: float) -> tuple[list[AlignedPose], list[AlignedPose]]:
@@ -50,13 +52,6 @@ def route_split(poses: list[AlignedPose], train_fraction: float) -> tuple[list[A
     cut = stamps[int(len(stamps) * train_fraction)]
     return ([pose for pose in poses if int(pose.timestamp) < int(cut)],
             [pose for pose in poses if int(pose.timestamp) >= int(cut)])
-
-
-def load_images(poses: list[AlignedPose], conditions: tuple[str, ...],
-                size: tuple[int, int]) -> dict[str, torch.Tensor]:
-    """{condition: (N, 3, H, W) float images in [0, 1]}, the poses in order."""
-    return {c: torch.from_numpy(np.stack([load_image(p.images[c], size) for p in poses])).permute(0, 3, 1, 2)
-            .float() / 255.0 for c in conditions}
 
 
 def day_night_pairs(conditions: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -105,11 +100,6 @@ def condition_statistics(images: dict[str, torch.Tensor]) -> dict[str, LabStats]
             for c, batch in images.items()}
 
 
-def colour_transferred(images: torch.Tensor, target: LabStats) -> torch.Tensor:
-    moved = [colour_transfer(image, target) for image in images.permute(0, 2, 3, 1).double().numpy()]
-    return torch.from_numpy(np.stack(moved)).float().permute(0, 3, 1, 2)
-
-
 Translator = Union[MDUIT, Mapping[str, LabStats]]
 
 
@@ -119,7 +109,7 @@ def scores(model: Translator, images: dict[str, torch.Tensor]) -> dict[str, floa
     pooled: dict[str, list[float]] = {group: [] for group in DIRECTIONS}
     for source, target in day_night_pairs(tuple(images)):
         translated = (translate(model, images[source], model.domain_filters()[target]) if isinstance(model, MDUIT)
-                      else colour_transferred(images[source], model[target]))
+                      else colour_matched(images[source], model[target]))
         output = translated.permute(0, 2, 3, 1).numpy()
         truth = images[target].permute(0, 2, 3, 1).numpy()
         pooled[direction(source, target)].extend(psnr(o, t) for o, t in zip(output, truth))
@@ -144,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     model = load_mduit(args.model).eval()
     aligned = read_aligned_set(args.data)
     teach, scored = route_split(aligned.poses, args.train_fraction)
-    train_images = load_images(teach, aligned.conditions, model.image_size)
-    test_images = load_images(scored, aligned.conditions, model.image_size)
+    train_images = aligned_images(teach, aligned.conditions, model.image_size)
+    test_images = aligned_images(scored, aligned.conditions, model.image_size)
     rows: dict[str, Translator] = {
         "colour transfer (Lab; each condition's statistics from the fine-tuning poses)": condition_statistics(
             train_images),
@@ -163,9 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         held_out, seen = scores(network, test_images), scores(network, train_images)
         lines.append(f"| {name} | " + " | ".join(f"{held_out[d]:.2f}" for d in DIRECTIONS)
                      + " | " + " / ".join(f"{seen[d]:.2f}" for d in DIRECTIONS) + " |")
-    print("\n".join(lines))
-    if args.out:
-        write_text_atomic(args.out, "\n".join(lines) + "\n")
+    print_and_save(lines, args.out)
     return 0
 
 

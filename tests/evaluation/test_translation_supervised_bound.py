@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "translation_super
 
 @pytest.fixture(scope="module")
 def bound():
+    sys.path.insert(0, str(SCRIPT.parent))        # the script imports its sibling, as when run from benchmarks/
     spec = importlib.util.spec_from_file_location("translation_supervised_bound", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -56,7 +58,7 @@ def test_fine_tuning_lowers_the_error_on_its_pairs_and_leaves_the_model_alone(bo
     model = load_mduit(run).eval()
     before = copy.deepcopy(model.state_dict())
     aligned = read_aligned_set(data)
-    images = bound.load_images(aligned.poses, aligned.conditions, model.image_size)
+    images = bound.aligned_images(aligned.poses, aligned.conditions, model.image_size)
     tuned = bound.fine_tune(model, images, steps=100, train_content=False, batch=16, lr=1e-3, seed=0)
     as_trained, fitted = bound.scores(model, images), bound.scores(tuned, images)
     assert all(fitted[d] > as_trained[d] for d in bound.DIRECTIONS), (as_trained, fitted)
