@@ -3,7 +3,8 @@
 The measured record lives in docs/results/*.md beside the README's summary; a moved section or a
 renamed image or script must not leave a dead link or a dead command behind. Checked: every relative
 link and image target, every in-page anchor against the page's headings (GitHub's slug rule), and
-every ``benchmarks/*.py`` / ``scripts/*.sh`` path a page names.
+every ``benchmarks/*.py`` / ``scripts/*.sh`` path a page names, and every ``docs/...md#anchor`` that
+a comment in the code cites.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 REPO_PATH = re.compile(r"\b((?:benchmarks|scripts)/[\w./-]+\.(?:py|sh))\b")
+CITED_PAGE = re.compile(r"\b(docs/[\w./-]+\.md)(?:#([\w-]+))?")
+CODE = sorted(path for folder in ("mduit_loc", "benchmarks", "scripts") for path in (ROOT / folder).rglob("*.py"))
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 
 
@@ -68,3 +71,26 @@ def test_the_slug_rule_on_hand_made_headings():
     assert (github_slug(" The paper's Table 1 on the synthetic benchmark")
             == "the-papers-table-1-on-the-synthetic-benchmark")
     assert github_slug(" Real data: Nordland summer → winter") == "real-data-nordland-summer--winter"
+
+
+def cited_pages(source: str) -> list[tuple[str, str]]:
+    """(page, anchor) for every docs page a text cites; anchor '' when none."""
+    return [(page.rstrip("."), anchor) for page, anchor in CITED_PAGE.findall(source)]
+
+
+def test_citations_in_code_resolve():
+    dead = []
+    for path in CODE:
+        for page, anchor in cited_pages(path.read_text(encoding="utf-8")):
+            cited = ROOT / page
+            if not cited.exists():
+                dead.append(f"{path.relative_to(ROOT)}: {page} (no such page)")
+            elif anchor and anchor not in headings(cited):
+                dead.append(f"{path.relative_to(ROOT)}: {page}#{anchor} (no such heading)")
+    assert not dead, f"code comments cite what does not exist: {dead}"
+
+
+def test_citation_pattern_on_hand_made_comments():
+    assert cited_pages("# see docs/results/learning.md.") == [("docs/results/learning.md", "")]
+    assert cited_pages("(docs/results/translation.md#the-target-by-pose).") == [
+        ("docs/results/translation.md", "the-target-by-pose")]

@@ -54,7 +54,7 @@ class TranslationConfig:
     generator_norm: str = "ln"                    # ln (layer norm, MUNIT's decoder) or none
     # Beyond the paper: G also reads each pixel's row and column (CoordConv): with reflect padding a fully
     # convolutional G cannot know where in the frame it paints, so it cannot put a condition's sky,
-    # lamps or headlight cone in their place (docs/results/translation.md, "What limits it")
+    # lamps or headlight cone in their place (docs/results/translation.md#what-limits-it-earlier-rendering)
     generator_coordinates: bool = False
     generator_width: int = 0                      # channels of G's first stage (0: c, the content channels)
     # --- discriminators D_i, D_a ------------------------------------------------------------------
@@ -266,7 +266,7 @@ class TranslationConfig:
 #   (26.8 / 24.8 against 29.4 %) (docs/results/translation.md);
 # - the target I_t is the nearest posed view of the same place, not the most similar by z: z's night recall
 #   37.7 / 45.4 % on seeds 0 / 1 against 34.0 / 39.7 %, translation +0.09 / +0.09 dB
-#   (docs/results/translation.md, "The target by pose").
+#   (docs/results/translation.md#the-target-by-pose).
 # - the w/o NCE ablations replace eq. 5 by eq. 4's margin form on z, not by the paper's plain L1 pull, which
 #   collapses z (9.0 % at night, below raw pixels' 14.5 %) and so measures nothing (docs/results/table1.md).
 TINY_RECIPE: dict[str, Any] = dict(
@@ -279,7 +279,7 @@ TINY_RECIPE: dict[str, Any] = dict(
 
 # The tiny preset tuned for translation rather than for z (for `mduit-loc query --translate-queries-to` or
 # `mduit-loc translate`): the layout loss 4x stronger (towards the nearest posed view, as tiny's). Measured on
-# `small` after 1000 steps (docs/results/translation.md, "The target by pose"), seeds 0 / 1 / 2: +1.86 / +1.85 /
+# `small` after 1000 steps (docs/results/translation.md#the-target-by-pose), seeds 0 / 1 / 2: +1.86 / +1.85 /
 # +1.80 dB day -> night and +3.17 / +3.81 / +3.47 dB night -> day over colour transfer on the whole aligned set
 # (tiny before the pose target: +1.50 / +2.67); queries translated into overcast-reference lift the thumbnail's
 # night recall from 14.5 to 19.1 / 27.9 / 24.8 % (tiny: 16.0 / 27.6 %); its own z is lower by day (90.0 / 90.5 %
@@ -287,8 +287,9 @@ TINY_RECIPE: dict[str, Any] = dict(
 # 2000 steps, ema_decay=0.999, a quarter of the cycle weight, 16 translated samples per step or a 3.5x wider G all
 # stop at 16.94-17.00 dB day -> night (+1.92 to +1.98; 95 % interval over the poses about +-0.14 dB); none is
 # adopted. The same networks fine-tuned on pixel-aligned pairs reach only 0.2-0.3 dB more on unseen buildings: a
-# day frame does not show what glows at night (docs/results/translation.md, "Beyond the layout weight" and "With
-# pixel-aligned supervision").
+# day frame does not show what glows at night. See
+# docs/results/translation.md#beyond-the-layout-weight-the-adversarial-weight-and-the-layout-norm and
+# docs/results/translation.md#with-pixel-aligned-supervision-how-far-could-these-networks-go.
 TRANSLATOR_RECIPE: dict[str, Any] = {**TINY_RECIPE, "weight_paired": 800.0}
 
 
