@@ -26,8 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="run folder to create (or continue with --resume)")
     parser.add_argument("--preset", choices=PRESETS, default="tiny",
                         help="'tiny' (minutes on a CPU; its z is the best descriptor measured), "
-                             "'tiny-translator' (tiny with a 4x stronger layout loss: "
-                             "better translations, e.g. for 'query --translate-queries-to', a weaker z) "
+                             "'tiny-translator' (tiny with a 4x stronger layout loss, a quarter of the "
+                             "adversarial weights and a content map twice as fine: translations that keep "
+                             "the facades, e.g. for 'query --translate-queries-to'; a weaker z, 1.7x the time "
+                             "per step) "
                              "or 'paper' (the published settings, for a GPU); default tiny")
     parser.add_argument("--epochs", type=int, help="epochs (paper 50: 35 constant lr + 15 decaying)")
     parser.add_argument("--max-steps", type=int, help="train this many steps instead of whole epochs")

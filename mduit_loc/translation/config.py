@@ -278,19 +278,27 @@ TINY_RECIPE: dict[str, Any] = dict(
 
 
 # The tiny preset tuned for translation rather than for z (for `mduit-loc query --translate-queries-to` or
-# `mduit-loc translate`): the layout loss 4x stronger (towards the nearest posed view, as tiny's). Measured on
-# `small` after 1000 steps (docs/results/translation.md#the-target-by-pose), seeds 0 / 1 / 2: +1.86 / +1.85 /
-# +1.80 dB day -> night and +3.17 / +3.81 / +3.47 dB night -> day over colour transfer on the whole aligned set
-# (tiny before the pose target: +1.50 / +2.67); queries translated into overcast-reference lift the thumbnail's
-# night recall from 14.5 to 19.1 / 27.9 / 24.8 % (tiny: 16.0 / 27.6 %); its own z is lower by day (90.0 / 90.5 %
-# on seeds 0 / 1 against 92.8 / 92.2 %). Adversarial weights 0.25 or 0.1, layout weight 1600, paired_norm="l2",
-# 2000 steps, ema_decay=0.999, a quarter of the cycle weight, 16 translated samples per step or a 3.5x wider G all
-# stop at 16.94-17.00 dB day -> night (+1.92 to +1.98; 95 % interval over the poses about +-0.14 dB); none is
-# adopted. The same networks fine-tuned on pixel-aligned pairs reach only 0.2-0.3 dB more on unseen buildings: a
-# day frame does not show what glows at night. See
+# `mduit-loc translate`), measured on `small` after 1000 steps (docs/results/translation.md):
+# - the layout loss 4x stronger (towards the nearest posed view, as tiny's): seeds 0 / 1 / 2 give +1.86 / +1.85 /
+#   +1.80 dB day -> night and +3.17 / +3.81 / +3.47 night -> day over colour transfer on the whole aligned set;
+# - a quarter of the adversarial weights: +0.1 dB day -> night and +0.3-0.6 night -> day on both seeds measured;
+# - E_c downsampling once, not twice, with twice the base channels (the same 32 content channels, on a 32x32 map
+#   instead of 16x16; parameters unchanged, 1.7x the seconds per step): the translations keep the facades'
+#   windows, doors and trees where the 16x16 map smeared them into streaks (grids viewed), and queries translated
+#   into overcast-reference keep more of the thumbnail's day recall (58.5 / 61.9 % on seeds 0 / 1 against 54.3 /
+#   56.0; untranslated 65.0) with night 24.3 / 25.4 % against 20.4 / 26.3 (14.5 untranslated). PSNR is the same:
+#   +1.99 / +1.93 dB day -> night against +1.95 / +1.97 with the 16x16 map
+#   (docs/results/translation.md#a-finer-content-map-the-translator-preset-since-2026-12-08).
+# Layout weight 1600, paired_norm="l2", 2000 steps, ema_decay=0.999, a quarter of the cycle weight, 16 translated
+# samples per step or a 3.5x wider G all stop at 16.94-17.04 dB day -> night (95 % interval over the poses about
+# +-0.13 dB). The same networks fine-tuned on pixel-aligned pairs reach only 0.2-0.3 dB more on unseen buildings:
+# a day frame does not show what glows at night. See
 # docs/results/translation.md#beyond-the-layout-weight-the-adversarial-weight-and-the-layout-norm and
 # docs/results/translation.md#with-pixel-aligned-supervision-how-far-could-these-networks-go.
-TRANSLATOR_RECIPE: dict[str, Any] = {**TINY_RECIPE, "weight_paired": 800.0}
+TRANSLATOR_RECIPE: dict[str, Any] = {
+    **TINY_RECIPE, "weight_paired": 800.0, "weight_adv_image": 0.25, "weight_adv_appearance": 0.25,
+    "n_downsample": 1, "encoder_base_channels": 16,
+}
 
 
 def preset(name: str) -> TranslationConfig:

@@ -90,11 +90,20 @@ def test_paper_preset_architecture():
                                                               "generator", "head"))
 
 
-def test_translator_preset_is_tiny_with_a_stronger_layout_loss():
+def test_translator_preset_is_tiny_with_a_stronger_layout_loss_and_a_finer_content_map():
     tiny, translator = preset("tiny").to_dict(), preset("tiny-translator").to_dict()
     changed = {key for key in tiny if tiny[key] != translator[key]}
-    assert changed == {"preset", "weight_paired"}
+    assert changed == {"preset", "weight_paired", "weight_adv_image", "weight_adv_appearance", "n_downsample",
+                       "encoder_base_channels"}
     assert (translator["weight_paired"], translator["target_choice"]) == (800.0, "pose")
+    assert (translator["weight_adv_image"], translator["weight_adv_appearance"]) == (0.25, 0.25)
+    # the same content channels (base * 2**n_downsample) on a map twice as fine
+    assert translator["encoder_base_channels"] * 2 ** translator["n_downsample"] == \
+        tiny["encoder_base_channels"] * 2 ** tiny["n_downsample"]
+    model, reference = (build_mduit(preset(name), warn_untrained_vgg=False) for name in ("tiny-translator", "tiny"))
+    assert model.downsample_factor == reference.downsample_factor // 2 == 2
+    content = model.content(torch.rand(1, 3, 64, 64))
+    assert content.shape[-2:] == (32, 32)
     assert tiny["target_choice"] == "pose"
     assert preset("tiny-translator").to_dict() == translator, "a fresh copy each time"
     with pytest.raises(MduitError, match="unknown preset"):
