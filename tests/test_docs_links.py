@@ -75,7 +75,7 @@ def test_the_slug_rule_on_hand_made_headings():
 
 def cited_pages(source: str) -> list[tuple[str, str]]:
     """(page, anchor) for every docs page a text cites; anchor '' when none."""
-    return [(page.rstrip("."), anchor) for page, anchor in CITED_PAGE.findall(source)]
+    return CITED_PAGE.findall(source)
 
 
 def test_citations_in_code_resolve():
